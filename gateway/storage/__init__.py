@@ -1,0 +1,47 @@
+"""Storage backends behind one interface: embedded SQLite (default), InfluxDB 1.x, InfluxDB 2.x/3.x."""
+
+from __future__ import annotations
+
+from gateway.config import StorageSettings
+from gateway.errors import ConfigError
+from gateway.storage.base import Storage, ValueCounter
+from gateway.storage.errors import LineProtocolError, StorageError, StorageRejected, StorageUnavailable
+from gateway.storage.records import Record
+
+
+def create_storage(settings: StorageSettings) -> Storage:
+    """The backend ``settings.kind`` names, configured but not yet opened."""
+    if settings.kind == "sqlite":
+        from gateway.storage.sqlite import SqliteStorage
+
+        return SqliteStorage(settings.sqlite_path)
+    if settings.kind == "influx1":
+        from gateway.storage.influx1 import Influx1Storage
+
+        return Influx1Storage(
+            settings.influx_url,
+            settings.database,
+            settings.username,
+            settings.password.get_secret_value() if settings.password else None,
+            settings.timeout_s,
+            settings.create_database,
+        )
+    from gateway.storage.influx2 import Influx2Storage
+
+    if settings.token is None:
+        raise ConfigError("storage.token: required when storage.kind = 'influx2'")
+    return Influx2Storage(
+        settings.influx_url, settings.org, settings.bucket, settings.token.get_secret_value(), settings.timeout_s
+    )
+
+
+__all__ = [
+    "LineProtocolError",
+    "Record",
+    "Storage",
+    "StorageError",
+    "StorageRejected",
+    "StorageUnavailable",
+    "ValueCounter",
+    "create_storage",
+]

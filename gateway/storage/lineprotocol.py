@@ -1,0 +1,68 @@
+"""InfluxDB line protocol (shared by the 1.x and 2.x backends).
+
+Escaping follows the line-protocol reference: measurement names escape ``,`` and space; tag keys, tag values and
+field keys escape ``,``, ``=`` and space. Refused, because no escape reads back the same on InfluxDB 1.x and 2.x:
+newlines, a trailing backslash (1.x would read it as escaping the next separator), and a measurement starting with
+``#`` (a comment line).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from gateway.storage.errors import LineProtocolError
+from gateway.storage.records import Point, Record, points
+
+_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ "})
+_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+
+
+def _check(text: str, what: str) -> str:
+    if not text:
+        raise LineProtocolError(f"empty {what}")
+    if "\n" in text or "\r" in text:
+        raise LineProtocolError(f"newline in {what} {text!r}")
+    if text.endswith("\\"):
+        raise LineProtocolError(f"trailing backslash in {what} {text!r}")
+    return text
+
+
+def measurement(name: str) -> str:
+    if _check(name, "measurement").startswith("#"):
+        raise LineProtocolError(f"measurement {name!r} would read as a comment")
+    return name.translate(_MEASUREMENT)
+
+
+def key(text: str, what: str = "key") -> str:
+    return _check(text, what).translate(_KEY)
+
+
+def float_value(value: float) -> str:
+    """Shortest decimal that reads back to the same double (InfluxDB parses it with strconv.ParseFloat)."""
+    if not math.isfinite(value):
+        raise LineProtocolError(f"non-finite field value {value!r}")
+    return repr(float(value))
+
+
+def line(point: Point) -> str:
+    tags = "".join(f",{key(k, 'tag key')}={key(v, 'tag value')}" for k, v in point.tags)
+    fields = ",".join(f"{key(k, 'field key')}={float_value(v)}" for k, v in point.fields)
+    if not fields:
+        raise LineProtocolError("a point needs at least one field")
+    return f"{measurement(point.measurement)}{tags} {fields} {point.ts_us}"
+
+
+def lines(points: Iterable[Point]) -> list[str]:
+    return [line(p) for p in points]
+
+
+def encode_records(records: Sequence[Record]) -> tuple[list[str], int]:
+    """The records' lines and how many field values they carry."""
+    out: list[str] = []
+    values = 0
+    for record in records:
+        for point in points(record):
+            out.append(line(point))
+            values += len(point.fields)
+    return out, values

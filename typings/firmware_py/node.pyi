@@ -1,0 +1,36 @@
+from array import array
+from typing import Any, Protocol
+
+from firmware_py.frame import FrameEncoder
+
+QOS_DATA: int
+SEQ_MASK: int
+
+class Link(Protocol):
+    def publish(self, topic: str, payload: memoryview, qos: int) -> None: ...
+
+class Source(Protocol):
+    n_samples: int
+    n_channels: int
+    period_us: int
+    def read(self, samples: Any) -> int | None: ...
+
+class StreamNode:
+    topic: str
+    source: Source
+    link: Link
+    encoder: FrameEncoder
+    samples: array[Any]
+    seq: int
+    frames_sent: int
+    def __init__(
+        self,
+        site: str,
+        node_id: str,
+        stream: str,
+        source: Source,
+        link: Link,
+        encoder: FrameEncoder,
+        first_seq: int = ...,
+    ) -> None: ...
+    def step(self, flags: int = ...) -> bool: ...
