@@ -1,18 +1,24 @@
 # copy_bytes(dst, offset, src, n): copy the first n bytes of any buffer (array('h'), array('f'), ...) into a
 # bytearray at offset, without allocating. MicroPython refuses slice assignment between buffers of different
-# item types, so the fast path is a viper loop; a plain fallback covers ports without a native emitter and CPython.
+# item types, so the fast path is a viper loop; plain fallbacks cover ports without a native emitter and CPython.
+# IMPLEMENTATION names the one in use: "viper", "uctypes" or "cpython".
 from firmware_py.compat import IS_MICROPYTHON
 
 copy_bytes = None
+IMPLEMENTATION = "cpython"
 if IS_MICROPYTHON:
     try:
         from firmware_py.viper_copy import copy_bytes
+
+        IMPLEMENTATION = "viper"
     except (ImportError, SyntaxError, ValueError):
         copy_bytes = None
 
 if copy_bytes is None:
     if IS_MICROPYTHON:
         import uctypes
+
+        IMPLEMENTATION = "uctypes"
 
         def copy_bytes(dst, offset, src, n):
             dst[offset : offset + n] = uctypes.bytearray_at(uctypes.addressof(src), n)

@@ -214,7 +214,7 @@ def _describe(exc: ValidationError, origin: Mapping[tuple[str, ...], str]) -> st
     for error in exc.errors():
         path = tuple(str(part) for part in error["loc"])
         key = ".".join(path) or "(root)"
-        source = next((origin[path[:n]] for n in range(len(path), 0, -1) if path[:n] in origin), "default")
+        source = _source(path, origin)
         if error["type"] == "extra_forbidden":
             lines.append(f"{key} (from {source}): unknown key; expected one of {_known_keys(path[:-1])}")
             continue
@@ -222,6 +222,14 @@ def _describe(exc: ValidationError, origin: Mapping[tuple[str, ...], str]) -> st
         shown = "<secret>" if path[-1] in SECRET_KEYS else repr(error["input"])
         lines.append(f"{key} = {shown} (from {source}): expected {expected.removeprefix('expected ')}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _source(path: tuple[str, ...], origin: Mapping[tuple[str, ...], str]) -> str:
+    """The layer that set ``path``, one of its parents (a scalar where a table belongs) or a child (a section)."""
+    for n in range(len(path), 0, -1):
+        if path[:n] in origin:
+            return origin[path[:n]]
+    return next((where for key, where in origin.items() if key[: len(path)] == path), "default")
 
 
 def _known_keys(section: tuple[str, ...]) -> str:

@@ -62,12 +62,23 @@ class Gateway:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; then stop ingesting, drain the queue to storage and close."""
         gw = self.settings.gateway
-        self._dead_letters = DeadLetterStore(
+        dead_letters = DeadLetterStore(
             gw.state_dir / "dead-letters.sqlite", gw.dead_letter_max, gw.dead_letter_payload_bytes
         )
-        self._rejects = RejectHandler(self.metrics, self._dead_letters, gw.reject_log_interval_s)
-        await self.storage.open()
-        log.info("storage %s open", self.storage.name)
+        self._dead_letters = dead_letters
+        self._rejects = RejectHandler(self.metrics, dead_letters, gw.reject_log_interval_s)
+        try:
+            await self.storage.open()
+            log.info("storage %s open", self.storage.name)
+            try:
+                await self._serve(stop)
+            finally:
+                await self.storage.close()
+        finally:
+            dead_letters.close()
+            log.info("gateway stopped")
+
+    async def _serve(self, stop: asyncio.Event) -> None:
         ingest = asyncio.create_task(self._ingest(), name="edgegen-ingest")
         writer = asyncio.create_task(self._write_loop(), name="edgegen-writer")
         stopping = asyncio.create_task(stop.wait(), name="edgegen-stop")
@@ -80,9 +91,6 @@ class Gateway:
             await _cancel(ingest)
             await self._drain(writer)
             await _cancel(writer)
-            await self.storage.close()
-            self._dead_letters.close()
-            log.info("gateway stopped")
 
     async def _drain(self, writer: asyncio.Task[None]) -> None:
         if writer.done() or self._queue.empty():

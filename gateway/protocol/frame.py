@@ -186,7 +186,8 @@ def _cast_exact(values: npt.NDArray[Any], encoding: Encoding) -> npt.NDArray[Any
     if encoding is Encoding.FLOAT32:
         if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating):
             raise InvalidField(f"float32 values must be real numbers, got dtype {values.dtype}")
-        cast = values.astype(target)
+        with np.errstate(over="ignore"):  # overflow is detected just below, as a typed error
+            cast = values.astype(target)
         if np.any(np.isfinite(values) & ~np.isfinite(cast)):
             raise InvalidField("float32 values must lie within the float32 range")
         return cast

@@ -55,7 +55,11 @@ class Influx1Storage:
     async def open(self) -> None:
         self._session = aiohttp.ClientSession(timeout=self._timeout)
         if self._create_database:
-            await self.query(f"CREATE DATABASE {_ident(self.database)}", method="POST")
+            try:
+                await self.query(f"CREATE DATABASE {_ident(self.database)}", method="POST")
+            except BaseException:
+                await self.close()
+                raise
 
     async def write(self, records: Sequence[Record]) -> int:
         body_lines, values = lineprotocol.encode_records(records)

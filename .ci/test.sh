@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# edgegen's test command (the README's second command; .ci/run calls it).
+#
+# On a fresh Debian machine: installs mosquitto, InfluxDB 1.x and python3-venv with apt when missing, creates
+# .venv, installs the project with its dev extra, then runs ruff, mypy and pytest. The test session starts its own
+# mosquitto and influxd on 127.0.0.1 (free ports, temporary directories) and stops them at the end
+# (tests/support/servers.py); EDGEGEN_REQUIRE_SERVERS=1 makes a missing server a failure instead of a skip.
+# Exits non-zero on any failure, including "no tests ran".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || missing+=(influxdb)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "== installing ${missing[*]} with apt"
+    sudo_if_needed apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "== creating .venv"
+    python3 -m venv .venv
+fi
+echo "== installing edgegen[dev] into .venv"
+.venv/bin/python -m pip install --quiet -e '.[dev]'
+
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy"
+.venv/bin/mypy
+echo "== pytest"
+export EDGEGEN_REQUIRE_SERVERS=1
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,129 @@
+"""The `edgegen` command as a user runs it: a subprocess, its exit status and what it prints."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import gateway
+from tests.support.pipeline import node_settings, publish_frames
+from tests.support.servers import Mosquitto
+
+EDGEGEN = [sys.executable, "-m", "gateway.cli"]
+
+
+def _run(
+    *args: str, cwd: Path, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*EDGEGEN, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+
+
+def test_version(tmp_path: Path) -> None:
+    result = _run("--version", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, f"edgegen {gateway.__version__}\n")
+
+
+def test_the_installed_console_script_is_edgegen(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("edgegen")
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, f"edgegen {gateway.__version__}\n")
+
+
+def test_help_lists_the_subcommands(tmp_path: Path) -> None:
+    result = _run("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for command in ("demo", "gateway", "node"):
+        assert command in result.stdout
+
+
+def test_bad_configuration_exits_2_naming_the_key(tmp_path: Path) -> None:
+    result = _run("gateway", "run", cwd=tmp_path, env={"EDGEGEN_MQTT__URL": "tcp://x"})
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: invalid configuration:\n"
+        "  mqtt.url = 'tcp://x' (from environment variable EDGEGEN_MQTT__URL): "
+        "expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]\n"
+    )
+
+
+def test_demo_runs_with_no_servers_and_reports_stored_samples(tmp_path: Path) -> None:
+    result = _run("demo", "--duration", "2", "--nodes", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    # 2 s at 100 Hz, 50-sample windows: 4 frames of 50 x 3 values per node; "faulty" sends 1 valid frame.
+    assert "│ node-1 │           4 │             4 │         600 │           600 │        0 │" in out
+    assert "│ node-2 │           4 │             4 │         600 │           600 │        0 │" in out
+    assert "│ faulty │           1 │             1 │         150 │           150 │        9 │" in out
+    assert "all values stored exactly once" in out
+    with sqlite3.connect(tmp_path / "edgegen-demo" / "demo.sqlite") as conn:
+        assert conn.execute("SELECT count(*) FROM points").fetchone() == (1350,)
+    with sqlite3.connect(tmp_path / "edgegen-demo" / "dead-letters.sqlite") as conn:
+        assert conn.execute("SELECT count(*) FROM dead_letters").fetchone() == (9,)
+
+
+@pytest.mark.mosquitto
+def test_gateway_run_stores_node_run_frames_and_drains_on_sigterm(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    db = tmp_path / "gw.sqlite"
+    gateway_proc = subprocess.Popen(
+        [*EDGEGEN, "gateway", "run", "--broker", mosquitto.url, "--sqlite", str(db), "--log-level", "INFO"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "EDGEGEN_MQTT__CLIENT_ID": "gw-cli", "EDGEGEN_MQTT__SITE": "cli"},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        log = ""
+        while "subscribed to" not in log:
+            assert gateway_proc.stdout is not None
+            line = gateway_proc.stdout.readline()
+            assert line or time.monotonic() < deadline, log
+            log += line
+        node = _run(
+            "node",
+            "run",
+            "--broker",
+            mosquitto.url,
+            "--site",
+            "cli",
+            "--node-id",
+            "press-4",
+            "--frames",
+            "12",
+            "--speed",
+            "0",
+            "--channels",
+            "2",
+            "--window",
+            "25",
+            cwd=tmp_path,
+        )
+        assert node.returncode == 0, node.stderr
+        assert node.stdout.startswith(f"press-4: 12 frames, 600 values to {mosquitto.url} in ")
+        sent = publish_frames(mosquitto.url, node_settings("cli", 1), 3, 1_000_000)
+        assert len(sent["node-0"]) == 3
+        time.sleep(1.0)
+    finally:
+        gateway_proc.send_signal(signal.SIGTERM)
+        out, _ = gateway_proc.communicate(timeout=60)
+    assert gateway_proc.returncode == 0, out
+    assert "gateway stopped" in out
+    with sqlite3.connect(db) as conn:
+        counts = dict(conn.execute("SELECT node, count(*) FROM points GROUP BY node").fetchall())
+    assert counts == {"press-4": 600, "node-0": 3 * 50 * 3}

