@@ -4,7 +4,7 @@
 # On a fresh Debian machine: installs mosquitto, InfluxDB 1.x and python3-venv with apt when missing, creates
 # .venv, installs the project with its dev extra, then runs ruff, mypy and pytest. The test session starts its own
 # mosquitto and influxd on 127.0.0.1 (free ports, temporary directories) and stops them at the end
-# (tests/support/servers.py); EDGEGEN_REQUIRE_SERVERS=1 makes a missing server a failure instead of a skip.
+# (tests/support/servers.py); TESTS_REQUIRE_SERVERS=1 makes a missing server a failure instead of a skip.
 # Exits non-zero on any failure, including "no tests ran".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,5 +34,5 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
-export EDGEGEN_REQUIRE_SERVERS=1
+export TESTS_REQUIRE_SERVERS=1
 .venv/bin/python -m pytest "$@"

@@ -19,6 +19,12 @@ from tests.support.servers import Mosquitto
 EDGEGEN = [sys.executable, "-m", "gateway.cli"]
 
 
+def _env(**extra: str) -> dict[str, str]:
+    """The test process's environment without any EDGEGEN_ setting, plus ``extra``: each test says what it sets."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EDGEGEN_")}
+    return {**clean, "COLUMNS": "200", **extra}
+
+
 def _run(
     *args: str, cwd: Path, timeout: float = 120, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -29,7 +35,7 @@ def _run(
         text=True,
         timeout=timeout,
         check=False,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        env=_env(**(env or {})),
     )
 
 
@@ -85,7 +91,7 @@ def test_gateway_run_stores_node_run_frames_and_drains_on_sigterm(mosquitto: Mos
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "EDGEGEN_MQTT__CLIENT_ID": "gw-cli", "EDGEGEN_MQTT__SITE": "cli"},
+        env=_env(EDGEGEN_MQTT__CLIENT_ID="gw-cli", EDGEGEN_MQTT__SITE="cli"),
     )
     try:
         deadline = time.monotonic() + 30
@@ -93,7 +99,8 @@ def test_gateway_run_stores_node_run_frames_and_drains_on_sigterm(mosquitto: Mos
         while "subscribed to" not in log:
             assert gateway_proc.stdout is not None
             line = gateway_proc.stdout.readline()
-            assert line or time.monotonic() < deadline, log
+            assert line, f"the gateway exited before subscribing:\n{log}"
+            assert time.monotonic() < deadline, f"the gateway did not subscribe within 30 s:\n{log}"
             log += line
         node = _run(
             "node",

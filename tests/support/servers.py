@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-REQUIRE_ENV = "EDGEGEN_REQUIRE_SERVERS"
+REQUIRE_ENV = "TESTS_REQUIRE_SERVERS"
 
 
 def free_port() -> int:
