@@ -14,7 +14,7 @@ import pytest
 
 import gateway
 from tests.support.pipeline import node_settings, publish_frames
-from tests.support.servers import Mosquitto
+from tests.support.servers import InfluxDB, Mosquitto
 
 EDGEGEN = [sys.executable, "-m", "gateway.cli"]
 
@@ -134,3 +134,26 @@ def test_gateway_run_stores_node_run_frames_and_drains_on_sigterm(mosquitto: Mos
     with sqlite3.connect(db) as conn:
         counts = dict(conn.execute("SELECT node, count(*) FROM points GROUP BY node").fetchall())
     assert counts == {"press-4": 600, "node-0": 3 * 50 * 3}
+
+
+@pytest.mark.mosquitto
+@pytest.mark.influxdb
+def test_demo_switches_to_real_servers(mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path) -> None:
+    result = _run(
+        "demo",
+        "--broker",
+        mosquitto.url,
+        "--influx",
+        influxdb.url,
+        "--duration",
+        "1",
+        "--nodes",
+        "1",
+        cwd=tmp_path,
+        env={"EDGEGEN_STORAGE__DATABASE": "demo_cli"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    words = " ".join(result.stdout.split())  # rich wraps the title to the table's width
+    assert f"What arrived ({mosquitto.url} -> gateway -> influx1 {influxdb.url})" in words
+    assert "│ node-1 │           2 │             2 │         300 │           300 │        0 │" in result.stdout
+    assert "│ faulty │           1 │             1 │         150 │           150 │        9 │" in result.stdout
