@@ -2,7 +2,8 @@
 #
 # FrameEncoder owns one bytearray holding a whole frame. Everything fixed for a stream (magic, shape, node id,
 # scales) is written once at construction; encode() only packs seq, t0 and flags, copies the samples and computes
-# the CRC, so steady-state encoding allocates nothing but the CRC's integer result.
+# the CRC. Measured (tests/firmware/mp/steady_state.py, unix port): 0 heap bytes per frame, about 120 us per
+# 50x3 window including the test signal. On 32-bit ports t0 and the CRC exceed small ints: one long int each.
 import struct
 import sys
 

@@ -98,3 +98,12 @@ def test_every_firmware_module_compiles_with_mpy_cross(tmp_path: Path, arch: str
         )
         assert result.returncode == 0, f"{module.name}: {result.stderr}"
         assert out.stat().st_size > 0
+
+
+def test_stream_node_steady_state_allocates_nothing_on_the_unix_port() -> None:
+    """200 windows sampled, framed and handed to the link without one heap byte (64-bit port: t0 and the CRC
+    are small ints here; on 32-bit boards each is a small long-int allocation per frame)."""
+    result = json.loads(run_micropython("steady_state.py"))
+    assert result["frames"] == 201
+    assert result["idle_bytes"] == 0
+    assert result["step_bytes"] == 0
