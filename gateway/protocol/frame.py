@@ -60,11 +60,18 @@ class Encoding(enum.IntEnum):
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        return np.dtype({Encoding.INT16: "<i2", Encoding.INT8: "i1", Encoding.FLOAT32: "<f4"}[self])
+        return _DTYPES[self]
 
     @property
     def label(self) -> str:
         return self.name.lower()
+
+
+_DTYPES: dict[Encoding, np.dtype[Any]] = {
+    Encoding.INT16: np.dtype("<i2"),
+    Encoding.INT8: np.dtype("i1"),
+    Encoding.FLOAT32: np.dtype("<f4"),
+}
 
 
 class Flag(enum.IntFlag):
