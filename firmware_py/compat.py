@@ -28,3 +28,39 @@ else:
 
     def sleep_ms(ms):
         _time.sleep(ms / 1000)
+
+
+# Sockets: MicroPython streams read with readinto(buf, n) and write with write(buf, off, n), neither allocating;
+# CPython sockets use recv_into / send. Polling: MicroPython's ipoll() allocates nothing; CPython has only poll().
+if IS_MICROPYTHON:
+
+    def sock_readinto(sock, buf, n):
+        return sock.readinto(buf, n)
+
+    def sock_write(sock, buf, off, n):
+        return sock.write(buf, off, n)
+
+    def poll_ready(poller, timeout_ms):
+        for _ in poller.ipoll(timeout_ms):
+            return True
+        return False
+
+else:
+
+    def sock_readinto(sock, buf, n):
+        return sock.recv_into(buf, n)
+
+    def sock_write(sock, buf, off, n):
+        return sock.send(memoryview(buf)[off : off + n])
+
+    def poll_ready(poller, timeout_ms):
+        return bool(poller.poll(timeout_ms))
+
+
+try:
+    from random import getrandbits as random_bits
+except ImportError:  # ports built without the random module
+    import os as _os
+
+    def random_bits(bits):
+        return int.from_bytes(_os.urandom(4), "little") & ((1 << bits) - 1)

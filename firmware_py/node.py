@@ -1,6 +1,6 @@
 # A node's sampling loop for one stream: source -> frame -> link, one sequence number per frame.
-# The link is anything with publish(topic, payload, qos): the node's MQTT client on a board, paho in a virtual
-# node. publish() must be done with payload when it returns (the frame buffer is reused for the next window).
+# The link is anything with publish(topic, payload, qos), topic as bytes: the Uplink (outbox + MQTT) on a board,
+# paho in a virtual node. publish() must be done with payload when it returns (the frame buffer is reused).
 from array import array
 
 from firmware_py import frame, topics
@@ -13,7 +13,7 @@ class StreamNode:
     def __init__(self, site, node_id, stream, source, link, encoder, first_seq=0):
         if source.n_samples * source.n_channels != encoder.n_values:
             raise ValueError("source and encoder shapes differ")
-        self.topic = topics.data_topic(site, node_id, stream)
+        self.topic = topics.data_topic(site, node_id, stream).encode()
         self.source = source
         self.link = link
         self.encoder = encoder

@@ -61,3 +61,39 @@ class SineSource:
         t0 = self.t_us
         self.t_us = t0 + self.n_samples * self.period_us
         return t0
+
+
+class ReplaySource:
+    """Recorded raw samples from a file or stream: int16 little-endian, sample-major (what `edgegen replay`
+    and HIL write). readinto() fills the caller's array directly, so replay allocates nothing per window.
+
+    Timestamps continue from ``t_start_us`` at the configured period: the node stamps what it replays.
+    Returns None at the end of the data; a partial last window is dropped and counted in ``partial``.
+    """
+
+    def __init__(self, stream, n_channels, n_samples, period_us, t_start_us):
+        self.stream = stream  # anything with readinto(): an open file, sys.stdin.buffer
+        self.n_channels = n_channels
+        self.n_samples = n_samples
+        self.period_us = period_us
+        self.t_us = t_start_us
+        self._nbytes = 2 * n_channels * n_samples
+        self.windows = 0
+        self.partial = 0
+
+    def read(self, samples):
+        got = self.stream.readinto(samples) or 0
+        while 0 < got < self._nbytes and not got & 1:  # a pipe can deliver a window in pieces
+            more = self.stream.readinto(memoryview(samples)[got // 2 :]) or 0
+            if not more:
+                break
+            got += more
+        if not got:
+            return None
+        if got < self._nbytes:
+            self.partial += 1
+            return None
+        self.windows += 1
+        t0 = self.t_us
+        self.t_us = t0 + self.n_samples * self.period_us
+        return t0

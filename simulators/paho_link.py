@@ -73,9 +73,10 @@ class PahoLink:
             raise LinkError(f"no CONNACK from {self.host}:{self.port} within {self.timeout_s} s")
         self._track(self._client.publish(self.status_topic, _status("online"), qos=1, retain=True))
 
-    def publish(self, topic: str, payload: bytes | bytearray | memoryview, qos: int) -> None:
+    def publish(self, topic: bytes | str, payload: bytes | bytearray | memoryview, qos: int) -> None:
         data = bytes(payload)  # the firmware reuses its frame buffer; paho keeps this copy until PUBACK
-        self._track(self._client.publish(topic, data, qos=qos))
+        name = topic.decode() if isinstance(topic, bytes) else topic
+        self._track(self._client.publish(name, data, qos=qos))
         self.published += 1
         if self.journal is not None:
             self.journal.append(data)

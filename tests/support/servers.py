@@ -7,6 +7,7 @@ fault tests can stop, pause and kill them.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -98,20 +99,37 @@ class Server:
 
 
 class Mosquitto(Server):
+    """mosquitto on 127.0.0.1. ``persistence``: sessions survive a restart (saved on SIGTERM).
+    ``passwords``: user -> password; anonymous clients are then refused."""
+
     name = "mosquitto"
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, persistence: bool = False, passwords: dict[str, str] | None = None) -> None:
         self.binary = find_binary("mosquitto")
         super().__init__(workdir)
         self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            "max_queued_messages 100000\n"
-            "log_dest stderr\n"
-            "log_type error\nlog_type warning\n"
-        )
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",  # run as root, mosquitto would switch to "mosquitto"
+            "max_queued_messages 100000",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
+        if persistence:
+            lines += ["persistence true", f"persistence_location {workdir}/", "autosave_interval 0"]
+        else:
+            lines.append("persistence false")
+        if passwords:
+            password_file = workdir / "passwords"
+            password_file.touch()
+            tool = find_binary("mosquitto_passwd")
+            for user, password in passwords.items():
+                subprocess.run([tool, "-b", str(password_file), user, password], check=True, capture_output=True)
+            lines += ["allow_anonymous false", f"password_file {password_file}"]
+        else:
+            lines.append("allow_anonymous true")
+        self.conf.write_text("\n".join(lines) + "\n")
 
     @property
     def url(self) -> str:

@@ -7,7 +7,7 @@ QOS_DATA: int
 SEQ_MASK: int
 
 class Link(Protocol):
-    def publish(self, topic: str, payload: memoryview, qos: int) -> None: ...
+    def publish(self, topic: bytes, payload: memoryview, qos: int) -> None: ...
 
 class Source(Protocol):
     n_samples: int
@@ -16,7 +16,7 @@ class Source(Protocol):
     def read(self, samples: Any) -> int | None: ...
 
 class StreamNode:
-    topic: str
+    topic: bytes
     source: Source
     link: Link
     encoder: FrameEncoder

@@ -1,0 +1,152 @@
+# The board's configuration: a JSON file (config.json on the board's flash), checked once at start.
+# Every error names the key and what was expected, e.g. "mqtt.port: expected an integer in 1..65535, got 0".
+import json
+
+from firmware_py.errors import ConfigError
+
+_REQUIRED = object()
+
+
+def _check(section, path, key, kind, default=_REQUIRED, low=None, high=None, choices=None):
+    name = path + key
+    if not isinstance(section, dict):
+        raise ConfigError("%s: expected an object" % path.rstrip("."))
+    value = section.get(key, default)
+    if value is _REQUIRED:
+        raise ConfigError("%s: required" % name)
+    if value is None and default is None:
+        return None
+    if kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        what = "an integer"
+    elif kind == "number":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        what = "a number"
+    elif kind == "str":
+        ok = isinstance(value, str) and value != ""
+        what = "a non-empty string"
+    elif kind == "bool":
+        ok = isinstance(value, bool)
+        what = "true or false"
+    elif kind == "list":
+        ok = isinstance(value, list)
+        what = "a list"
+    else:
+        ok = isinstance(value, dict)
+        what = "an object"
+    if ok and choices is not None and value not in choices:
+        ok = False
+        what = "one of " + ", ".join(choices)
+    if ok and low is not None and not low <= value <= high:
+        ok = False
+        what = "%s in %s..%s" % (what, low, high)
+    if not ok:
+        raise ConfigError("%s: expected %s, got %r" % (name, what, value))
+    return value
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+    except OSError as exc:
+        raise ConfigError("%s: cannot read (%s)" % (path, exc)) from None
+    except ValueError as exc:
+        raise ConfigError("%s: not valid JSON (%s)" % (path, exc)) from None
+    return validate(raw)
+
+
+def validate(raw):
+    """Return the configuration with defaults filled in, or raise ConfigError naming the first bad key."""
+    from firmware_py.topics import check_id
+
+    cfg = {}
+    for key in ("site", "node_id"):
+        value = _check(raw, "", key, "str")
+        try:
+            check_id(value)
+        except ValueError:
+            raise ConfigError(
+                "%s: expected 1-64 of [A-Za-z0-9._-] starting alphanumeric, got %r" % (key, value)
+            ) from None
+        cfg[key] = value
+    mqtt = _check(raw, "", "mqtt", "dict")
+    cfg["mqtt"] = {
+        "host": _check(mqtt, "mqtt.", "host", "str"),
+        "port": _check(mqtt, "mqtt.", "port", "int", 1883, 1, 65535),
+        "keepalive_s": _check(mqtt, "mqtt.", "keepalive_s", "int", 30, 0, 65535),
+        "timeout_ms": _check(mqtt, "mqtt.", "timeout_ms", "int", 10000, 100, 600000),
+        "user": _check(mqtt, "mqtt.", "user", "str", None),
+        "password": _check(mqtt, "mqtt.", "password", "str", None),
+        "tls": _check(mqtt, "mqtt.", "tls", "bool", False),
+        "ca": _check(mqtt, "mqtt.", "ca", "str", None),
+        "max_inflight": _check(mqtt, "mqtt.", "max_inflight", "int", 8, 1, 64),
+        "ack_timeout_ms": _check(mqtt, "mqtt.", "ack_timeout_ms", "int", 10000, 100, 600000),
+        "max_dup_retries": _check(mqtt, "mqtt.", "max_dup_retries", "int", 3, 1, 100),
+        "drain_per_s": _check(mqtt, "mqtt.", "drain_per_s", "int", 20, 1, 10000),
+        "burst": _check(mqtt, "mqtt.", "burst", "int", 10, 1, 10000),
+        "backoff_min_ms": _check(mqtt, "mqtt.", "backoff_min_ms", "int", 500, 10, 3600000),
+        "backoff_max_ms": _check(mqtt, "mqtt.", "backoff_max_ms", "int", 60000, 10, 3600000),
+    }
+    outbox = _check(raw, "", "outbox", "dict", {})
+    cfg["outbox"] = {
+        "path": _check(outbox, "outbox.", "path", "str", "outbox.bin"),
+        "slots": _check(outbox, "outbox.", "slots", "int", 64, 2, 65535),
+        "slot_size": _check(outbox, "outbox.", "slot_size", "int", 512, 64, 65535),
+        "order": _check(
+            outbox, "outbox.", "order", "str", "oldest_first", choices=("oldest_first", "newest_first")
+        ),
+    }
+    cfg["state_dir"] = _check(raw, "", "state_dir", "str", ".")
+    cfg["status_interval_s"] = _check(raw, "", "status_interval_s", "int", 60, 1, 86400)
+    cfg["watchdog_ms"] = _check(raw, "", "watchdog_ms", "int", 0, 0, 3600000)
+    cfg["speed"] = _check(raw, "", "speed", "number", 1.0, 0, 1000000)
+    streams = _check(raw, "", "streams", "list")
+    if not streams:
+        raise ConfigError("streams: expected at least one stream")
+    cfg["streams"] = [_stream(s, "streams[%d]." % i) for i, s in enumerate(streams)]
+    return cfg
+
+
+def _stream(raw, path):
+    from firmware_py.topics import check_id
+
+    name = _check(raw, path, "name", "str")
+    try:
+        check_id(name)
+    except ValueError:
+        raise ConfigError("%sname: expected an identifier, got %r" % (path, name)) from None
+    channels = _check(raw, path, "channels", "int", 1, 1, 255)
+    scales = _check(raw, path, "scales", "list", [1.0] * channels)
+    if len(scales) != channels:
+        raise ConfigError(
+            "%sscales: expected %d numbers (one per channel), got %d" % (path, channels, len(scales))
+        )
+    for i, scale in enumerate(scales):
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale:
+            raise ConfigError("%sscales[%d]: expected a non-zero number, got %r" % (path, i, scale))
+    source = _check(raw, path, "source", "dict")
+    return {
+        "name": name,
+        "channels": channels,
+        "rate_hz": _check(raw, path, "rate_hz", "number", 100, 0.001, 1000000),
+        "window": _check(raw, path, "window", "int", 50, 1, 65535),
+        "scales": scales,
+        "source": _source(source, path + "source."),
+    }
+
+
+_KINDS = ("sine", "replay")
+
+
+def _source(raw, path):
+    kind = _check(raw, path, "kind", "str", choices=_KINDS)
+    out = dict(raw)
+    if kind == "sine":
+        out["freqs_hz"] = _check(raw, path, "freqs_hz", "list", None)
+        out["amplitude"] = _check(raw, path, "amplitude", "int", 20000, 0, 32767)
+        out["noise"] = _check(raw, path, "noise", "int", 400, 0, 32767)
+        out["seed"] = _check(raw, path, "seed", "int", 1)
+    else:
+        out["path"] = _check(raw, path, "path", "str")  # "-" reads standard input
+    return out

@@ -1,0 +1,154 @@
+"""The node's MQTT path under the real MicroPython unix port: firmware_py.app -> outbox -> mqtt -> broker."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from gateway.protocol import decode
+from tests.support.collector import Collector
+from tests.support.firmware_node import node_config, run_node, start_node
+from tests.support.scripted_broker import Script, ScriptedBroker
+from tests.support.servers import Mosquitto, free_port
+
+pytestmark = [pytest.mark.micropython, pytest.mark.mosquitto]
+
+TOPIC = "edgegen/v1/fw/{node}/data/vib"
+WINDOW_US = 50 * 10_000
+
+
+def _seqs(messages: list) -> list[int]:  # type: ignore[type-arg]
+    return [decode(m.payload).seq for m in messages]
+
+
+def test_every_frame_arrives_once_in_order(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    cfg = node_config(tmp_path / "n", mosquitto.port, node_id="order")
+    topic = TOPIC.format(node="order")
+    with Collector(mosquitto.url, topic, "c-order") as sub:
+        stats = run_node(cfg, 300)
+        got = sub.wait_for(topic, 300)
+    assert (stats["frames"], stats["sent"], stats["acked"], stats["dropped"], stats["depth"]) == (
+        300,
+        300,
+        300,
+        0,
+        0,
+    )
+    assert _seqs(got) == list(range(300))
+    frames = [decode(m.payload) for m in got]
+    assert all(f.t0_us == frames[0].t0_us + i * WINDOW_US for i, f in enumerate(frames))
+    assert not any(m.dup for m in got)
+
+
+def test_broker_restart_while_publishing_leaves_no_sequence_gap(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "broker", persistence=True)
+    broker.start()
+    try:
+        topic = TOPIC.format(node="restart")
+        cfg = node_config(tmp_path / "n", broker.port, node_id="restart", speed=10)  # a frame every 50 ms
+        with Collector(broker.url, topic, "c-restart") as sub:
+            node = start_node(cfg, 120, drain_ms=30_000)
+            sub.wait_for(topic, 20)
+            broker.stop()  # SIGTERM: mosquitto saves the collector's session
+            time.sleep(2.0)
+            broker.start()
+            out, err = node.communicate(timeout=120)
+            assert node.returncode == 0, err
+            stats = json.loads(out.strip().splitlines()[-1])
+            deadline = time.monotonic() + 30
+            while set(_seqs(sub.on(topic))) != set(range(120)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        seqs = _seqs(sub.on(topic))
+    finally:
+        broker.stop()
+    assert set(seqs) == set(range(120)), f"missing {sorted(set(range(120)) - set(seqs))}"
+    assert stats["connects"] >= 2
+    assert (stats["dropped"], stats["depth"], stats["inflight"]) == (0, 0, 0)
+
+
+def test_dropped_connection_after_publish_gets_dup_with_the_same_packet_id(tmp_path: Path) -> None:
+    """R1: the broker closes the connection right after the node's PUBLISH, three times with the session kept.
+    The node republishes with DUP and the same packet id; after its retry limit (2) it starts a clean session
+    and sends the message again with a new id."""
+    script = Script(session_present=[False, True, True, False], drop_first_publish=[True, True, True, False])
+    with ScriptedBroker(script) as broker:
+        cfg = node_config(tmp_path / "n", broker.port, node_id="r1", mqtt={"max_dup_retries": 2, "keepalive_s": 0})
+        stats = run_node(cfg, 1, drain_ms=20_000)
+    data = [p for p in broker.publishes if p.qos == 1]
+    assert [(c.connection, c.clean_session) for c in broker.connects] == [
+        (0, False),
+        (1, False),
+        (2, False),
+        (3, True),
+    ]
+    first_pid = data[0].pid
+    assert [(p.connection, p.dup, p.pid == first_pid) for p in data] == [
+        (0, False, True),
+        (1, True, True),
+        (2, True, True),
+        (3, False, False),
+    ]
+    assert len({p.payload for p in data}) == 1
+    assert decode(data[0].payload).seq == 0
+    assert (stats["acked"], stats["depth"], stats["duplicates_sent"]) == (1, 0, 2)
+
+
+def test_frames_made_while_the_broker_is_down_wait_in_the_outbox_across_a_reboot(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    topic = TOPIC.format(node="reboot")
+    state = tmp_path / "n"
+    offline = node_config(state, free_port(), node_id="reboot")  # nothing listens there
+    stats = run_node(offline, 30, drain_ms=0, hard=True)  # then "power off": no clean shutdown
+    assert (stats["frames"], stats["acked"], stats["depth"], stats["next_seq"]) == (30, 0, 30, [30])
+    online = node_config(state, mosquitto.port, node_id="reboot")
+    with Collector(mosquitto.url, topic, "c-reboot") as sub:
+        stats = run_node(online, 20)
+        got = sub.wait_for(topic, 50)
+    assert stats["first_seq"] == [30]  # continued from the newest frame in the outbox: no gap, no reuse
+    assert sorted(_seqs(got)) == list(range(50))
+    assert (stats["acked"], stats["depth"], stats["dropped"]) == (50, 0, 0)
+
+
+def test_a_full_outbox_drops_the_oldest_and_counts(tmp_path: Path) -> None:
+    cfg = node_config(tmp_path / "n", free_port(), node_id="full", outbox={"slots": 8})
+    stats = run_node(cfg, 20, drain_ms=0)
+    assert (stats["depth"], stats["dropped"]) == (8, 12)
+
+
+def test_last_will_says_offline_within_one_and_a_half_keepalives(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """R5: the node vanishes without DISCONNECT; the broker publishes its retained will."""
+    status = "edgegen/v1/fw/will/status"
+    cfg = node_config(tmp_path / "n", mosquitto.port, node_id="will", speed=1, mqtt={"keepalive_s": 2})
+    with Collector(mosquitto.url, status, "c-will") as sub:
+        node = start_node(cfg, None)
+        sub.wait_for(status, 1)
+        assert json.loads(sub.on(status)[0].payload)["state"] == "online"
+        node.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        node.communicate(timeout=10)
+        sub.wait_for(status, 2, timeout_s=10)
+        elapsed = time.monotonic() - killed
+    offline = json.loads(sub.on(status)[-1].payload)
+    assert offline["state"] == "offline"
+    assert elapsed <= 1.5 * 2 + 0.5  # keepalive x 1.5, plus the broker's check granularity
+
+
+def test_wrong_password_is_refused_and_frames_stay_in_the_outbox(tmp_path: Path) -> None:
+    """R6 (credentials): the broker refuses the node; nothing is lost, the reason is recorded."""
+    broker = Mosquitto(tmp_path / "broker", passwords={"node": "right"})
+    broker.start()
+    try:
+        cfg = node_config(tmp_path / "n", broker.port, node_id="auth", mqtt={"user": "node", "password": "wrong"})
+        refused = run_node(cfg, 5, drain_ms=500)
+        assert (refused["acked"], refused["depth"]) == (0, 5)
+        assert "code 5" in refused["last_error"]  # CONNACK 5: not authorised
+        cfg["mqtt"]["password"] = "right"
+        accepted = run_node(cfg, 0)
+    finally:
+        broker.stop()
+    assert (accepted["acked"], accepted["depth"]) == (5, 0)
