@@ -127,6 +127,13 @@ class NodeApp:
                 except EdgeError as exc:
                     self.last_error = str(exc)
 
+    def step(self, node):
+        """One window of one stream: sample, frame, store in the outbox. False once its source has ended."""
+        if not node.step():
+            return False
+        self.seqs.advance(node.topic, node.seq)
+        return True
+
     def run(self, max_frames=None, drain_ms=0):
         """Sample, frame and send until the sources end or max_frames per stream; then drain for drain_ms.
 
@@ -151,10 +158,8 @@ class NodeApp:
                     # While disconnected the bounded outbox policy applies, as on a board.
                     while self.outbox.full() and self.uplink.connected:
                         self.uplink.service()
-                if not node.step():
+                if not self.step(node):
                     live.remove(node)
-                    continue
-                self.seqs.advance(node.topic, node.seq)
             produced += 1
             self.uplink.service()
             self._tick()

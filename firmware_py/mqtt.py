@@ -121,6 +121,7 @@ class MQTTClient:
         self._last_tx = 0
         self._ping_sent = None
         self.acked = None  # set by poll(): the packet id of a PUBACK, consumed by the caller
+        self._n = 0  # length of the packet last read
         self.oversize_dropped = 0
 
     # -- connection --------------------------------------------------------------------------------------
@@ -145,7 +146,8 @@ class MQTTClient:
                 self.client_id, self.keepalive_s, clean_session, self.will, self.user, self.password
             )
             self._send(packet, len(packet))
-            kind, n = self._read_packet(self.timeout_ms)
+            kind = self._read_packet(self.timeout_ms)
+            n = self._n
         except OSError as exc:
             self.close()
             raise LinkDown("connect to %s:%d failed: %r" % (self.server, self.port, exc)) from None
@@ -249,9 +251,10 @@ class MQTTClient:
             got += r
 
     def _read_packet(self, timeout_ms):
-        """Read one packet into the receive buffer; return (first byte & 0xF0, length) or (None, 0)."""
+        """Read one packet into the receive buffer; return its first byte (or None) and set ``_n``, its length
+        (-1: too large, dropped). No tuple: returning one would allocate."""
         if not poll_ready(self._poller, timeout_ms):
-            return None, 0
+            return None
         deadline = ticks_add(ticks_ms(), self.timeout_ms)
         one = self._one
         self._read_exact(one, 1, deadline)
@@ -274,10 +277,12 @@ class MQTTClient:
                 self._read_exact(self._rx_mv, step, deadline)
                 left -= step
             self.oversize_dropped += 1
-            return kind & 0xF0, -1
+            self._n = -1
+            return kind
         if n:
             self._read_exact(self._rx_mv, n, deadline)
-        return kind, n
+        self._n = n
+        return kind
 
     def poll(self, timeout_ms=0):
         """Handle at most one incoming packet. Returns its type (PUBACK, PINGRESP, PUBLISH, ...) or None.
@@ -298,7 +303,8 @@ class MQTTClient:
         ):
             self.ping()  # at half the keepalive: the broker allows 1.5x before it drops us
         try:
-            kind, n = self._read_packet(timeout_ms)
+            kind = self._read_packet(timeout_ms)
+            n = self._n
         except OSError as exc:
             self.close()
             raise LinkDown("receive failed: %r" % (exc,)) from None

@@ -58,6 +58,8 @@ class Outbox:
         self._file = self._open()
         self._next_record = 1
         self._head = 0
+        self.packet_len = 0  # of the slot last loaded
+        self.pid_at = 0
         self._scan()
 
     # -- file ---------------------------------------------------------------------------------------------
@@ -195,12 +197,14 @@ class Outbox:
         return self._states[slot]
 
     def load(self, slot):
-        """Read the slot into ``buf``; return (packet length, packet-id offset) of the packet at buf[HEADER:]."""
+        """Read the slot into ``buf``; set ``packet_len`` and ``pid_at`` (packet-id offset) of the packet at
+        buf[HEADER:]. Fields are read byte by byte: unpacking a tuple would allocate."""
         f = self._file
         f.seek(self._offset(slot))
-        f.readinto(self.buf)
-        _, _, _, packet_len, _, pid_at = struct.unpack_from("<IBBHHH", self.buf, 0)
-        return packet_len, pid_at
+        buf = self.buf
+        f.readinto(buf)
+        self.packet_len = buf[6] | (buf[7] << 8)
+        self.pid_at = buf[10] | (buf[11] << 8)
 
     def mark_inflight(self, slot):
         self._states[slot] = INFLIGHT
@@ -236,7 +240,9 @@ class Outbox:
             r = self._records[slot]
             if r == 0 or r <= best_record:
                 continue
-            packet_len, pid_at = self.load(slot)
+            self.load(slot)
+            packet_len = self.packet_len
+            pid_at = self.pid_at
             topic_at = HEADER + pid_at - t
             if struct.unpack_from(">H", buf, topic_at - 2)[0] != t or buf[topic_at : topic_at + t] != topic:
                 continue

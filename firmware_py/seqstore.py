@@ -17,28 +17,30 @@ class SeqStore:
         self.writes = 0
         try:
             with open(path) as f:
-                self._leases = json.load(f)
+                saved = json.load(f)
         except (OSError, ValueError):
-            self._leases = {}
+            saved = {}
+        self._leases = {}  # topic (bytes) -> the first number not covered by the written lease
+        for key in saved:
+            self._leases[key.encode()] = saved[key]
 
     def first(self, topic, outbox):
         """The first sequence number for ``topic`` (bytes) after a start."""
         last = outbox.newest_payload_seq(topic) if outbox is not None else None
-        seq = last + 1 & SEQ_MASK if last is not None else self._leases.get(topic.decode(), 0)
+        seq = last + 1 & SEQ_MASK if last is not None else self._leases.get(topic, 0)
         self.advance(topic, seq)
         return seq
 
     def advance(self, topic, seq):
         """Call with the next sequence number to use; renews the lease when it runs out (rarely writes)."""
-        key = topic.decode() if isinstance(topic, bytes) else topic
-        lease = self._leases.get(key)
+        lease = self._leases.get(topic)
         if lease is not None:
             ahead = (lease - seq) & SEQ_MASK
             if 0 < ahead <= LEASE:
                 return
-        self._leases[key] = (seq + LEASE) & SEQ_MASK
+        self._leases[topic] = (seq + LEASE) & SEQ_MASK
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(self._leases, f)
+            json.dump({key.decode(): value for key, value in self._leases.items()}, f)
         os.rename(tmp, self.path)
         self.writes += 1

@@ -151,7 +151,9 @@ class Uplink:
     def _send(self, slot, pid, position, now):
         """Send the outbox message in ``slot`` with ``pid``. position 0: a new entry; n: resend of entry n-1."""
         outbox = self.outbox
-        packet_len, pid_at = outbox.load(slot)
+        outbox.load(slot)
+        packet_len = outbox.packet_len
+        pid_at = outbox.pid_at
         buf = outbox.buf
         if position:
             buf[HEADER] |= DUP

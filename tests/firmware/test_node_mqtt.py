@@ -12,6 +12,7 @@ import pytest
 from gateway.protocol import decode
 from tests.support.collector import Collector
 from tests.support.firmware_node import node_config, run_node, start_node
+from tests.support.micropython import run_micropython
 from tests.support.scripted_broker import Script, ScriptedBroker
 from tests.support.servers import Mosquitto, free_port
 
@@ -152,3 +153,21 @@ def test_wrong_password_is_refused_and_frames_stay_in_the_outbox(tmp_path: Path)
     finally:
         broker.stop()
     assert (accepted["acked"], accepted["depth"]) == (5, 0)
+
+
+def test_outbox_ring_order_persistence_and_corruption(tmp_path: Path) -> None:
+    result = json.loads(run_micropython("outbox_checks.py", str(tmp_path)))
+    assert (result["full_depth"], result["dropped"]) == (4, 6)  # 10 into 4 slots: the 6 oldest overwritten
+    assert result["after_reopen_depth"] == 4
+    assert result["oldest_first"] == [6, 7, 8, 9]
+    assert result["newest_first"] == [4, 3, 2, 1, 0]
+    assert (result["corrupt"], result["survivors"]) == (1, [0, 1, 3, 4])
+    assert result["newest_seq_source"] == int.from_bytes(bytes([4]) * 4, "little")  # bytes 8-11 of message 4
+    assert result["oversize"] == "message larger than an outbox slot"
+
+
+def test_the_whole_node_path_allocates_nothing_per_window(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """1,000 windows: test signal, frame, sequence lease, outbox write, PUBLISH, PUBACK: 0 heap bytes."""
+    result = json.loads(run_micropython("steady_state_uplink.py", str(mosquitto.port), str(tmp_path)))
+    assert (result["windows"], result["bytes"], result["dropped"], result["connects"]) == (1000, 0, 0, 1)
+    assert result["acked"] == 1020
