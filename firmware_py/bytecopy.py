@@ -1,6 +1,7 @@
-# copy_bytes(dst, offset, src, n): copy the first n bytes of any buffer (array('h'), array('f'), ...) into a
-# bytearray at offset, without allocating. MicroPython refuses slice assignment between buffers of different
-# item types, so the fast path is a viper loop; plain fallbacks cover ports without a native emitter and CPython.
+# copy_bytes(dst, offset, src, n): copy the first n bytes of any buffer (array('h'), array('f'), ...)
+# into any writable buffer at byte offset, without allocating. MicroPython refuses slice assignment between
+# buffers of different item types, so the fast path is a viper loop; plain fallbacks cover ports without a
+# native emitter, and CPython.
 # IMPLEMENTATION names the one in use: "viper", "uctypes" or "cpython".
 from firmware_py.compat import IS_MICROPYTHON
 
@@ -21,9 +22,11 @@ if copy_bytes is None:
         IMPLEMENTATION = "uctypes"
 
         def copy_bytes(dst, offset, src, n):
-            dst[offset : offset + n] = uctypes.bytearray_at(uctypes.addressof(src), n)
+            uctypes.bytearray_at(uctypes.addressof(dst) + offset, n)[:] = uctypes.bytearray_at(
+                uctypes.addressof(src), n
+            )
 
     else:
 
         def copy_bytes(dst, offset, src, n):
-            dst[offset : offset + n] = memoryview(src).cast("B")[:n]
+            memoryview(dst).cast("B")[offset : offset + n] = memoryview(src).cast("B")[:n]
