@@ -1,13 +1,16 @@
 # The node application: configuration -> streams (source -> frame) -> outbox -> MQTT, in one main loop.
 #
-# On a board, main.py calls run(load("config.json")). The unix port and CPython run the same code for tests,
+# On a board, main.py calls main("config.json"). The unix port and CPython run the same code for tests,
 # simulators and HIL; `speed` paces windows in real time (1.0), k times faster (k), or by the link (0: as fast as
-# the broker acknowledges, waiting for outbox room instead of dropping).
+# the broker acknowledges, waiting for outbox room instead of dropping). Live sensors pace themselves.
+#
+# A sensor that is missing or fails is not a crash loop: its stream goes down, the error goes to the status
+# topic, the rest of the node keeps running, and the sensor is tried again every sensor_retry_s.
 import sys
 
-from firmware_py import frame, topics
+from firmware_py import board, frame, topics
 from firmware_py.compat import IS_MICROPYTHON, sleep_ms, ticks_add, ticks_diff, ticks_ms
-from firmware_py.errors import EdgeError
+from firmware_py.errors import EdgeError, SensorError
 from firmware_py.mqtt import MQTTClient
 from firmware_py.node import StreamNode
 from firmware_py.outbox import NEWEST_FIRST, OLDEST_FIRST, Outbox
@@ -41,11 +44,39 @@ def _tls_context(mqtt):
     return ctx
 
 
+def _sensor(src):
+    kind = src["kind"]
+    if kind == "mpu6050":
+        from firmware_py.sensors.mpu6050 import MPU6050
+
+        return MPU6050(
+            board.make_i2c(src["i2c"]), src["address"], src["accel_range_g"], src["gyro_range_dps"], src["dlpf"]
+        )
+    if kind == "adc":
+        from firmware_py.sensors.adc import ADCChannels
+
+        return ADCChannels(src["pins"], src["volts_full_scale"])
+    from firmware_py.sensors.mcu_temp import MCUTemperature
+
+    return MCUTemperature()
+
+
+class Stream:
+    """A configured stream: its StreamNode while its source works, else the error and when to try again."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.name = cfg["name"]
+        self.node = None
+        self.error = None
+        self.retry_at = ticks_ms()
+
+
 class NodeApp:
     def __init__(self, cfg, t_start_us=None):
         self.cfg = cfg
-        site = cfg["site"]
-        node_id = cfg["node_id"]
+        self.site = cfg["site"]
+        self.node_id = cfg["node_id"]
         mqtt = cfg["mqtt"]
         ob = cfg["outbox"]
         state_dir = cfg["state_dir"].rstrip("/") or "."
@@ -55,9 +86,9 @@ class NodeApp:
             ob["slot_size"],
             NEWEST_FIRST if ob["order"] == "newest_first" else OLDEST_FIRST,
         )
-        self.status_topic = topics.status_topic(site, node_id).encode()
+        self.status_topic = topics.status_topic(self.site, self.node_id).encode()
         client = MQTTClient(
-            "edgegen-" + site + "-" + node_id,
+            "edgegen-" + self.site + "-" + self.node_id,
             mqtt["host"],
             mqtt["port"],
             mqtt["keepalive_s"],
@@ -81,42 +112,99 @@ class NodeApp:
         )
         self.uplink.status_topic = self.status_topic
         self.seqs = SeqStore(_in(state_dir, "seq.json"))
-        t0 = now_us() if t_start_us is None else t_start_us
-        self.streams = []
+        self.t_start_us = now_us() if t_start_us is None else t_start_us
         self._files = []
-        for s in cfg["streams"]:
-            period_us = int(round(1000000 / s["rate_hz"]))
-            source = self._source(s, period_us, t0)
-            encoder = frame.FrameEncoder(node_id, s["window"], s["channels"], period_us, frame.INT16, s["scales"])
-            node = StreamNode(site, node_id, s["name"], source, self.uplink, encoder)
-            node.seq = self.seqs.first(node.topic, self.outbox)
-            self.streams.append(node)
         self.last_error = None
         self.uptime_ms = 0
         self._last_tick = ticks_ms()
         self._next_status = ticks_ms()
+        self.wdt = board.make_watchdog(cfg["watchdog_ms"]) if cfg["watchdog_ms"] else None
+        self.led = board.StatusLED(cfg["status_led"]) if cfg["status_led"] is not None else None
+        self.streams = [Stream(s) for s in cfg["streams"]]
+        for stream in self.streams:
+            self._start(stream)
         self.update_status("online")
 
-    def _source(self, s, period_us, t0):
+    # -- streams ---------------------------------------------------------------------------------------------
+
+    def _start(self, stream):
+        """Build the stream's source and node; on a sensor error keep it down and schedule a retry."""
+        s = stream.cfg
+        period_us = int(round(1000000 / s["rate_hz"]))
+        try:
+            source, scales = self._source(s, period_us)
+        except SensorError as exc:
+            self._down(stream, exc)
+            return
+        encoder = frame.FrameEncoder(self.node_id, s["window"], s["channels"], period_us, frame.INT16, scales)
+        node = StreamNode(self.site, self.node_id, s["name"], source, self.uplink, encoder)
+        node.seq = self.seqs.first(node.topic, self.outbox)
+        stream.node = node
+        stream.error = None
+
+    def _source(self, s, period_us):
         src = s["source"]
-        if src["kind"] == "sine":
+        kind = src["kind"]
+        if kind == "sine":
             freqs = src["freqs_hz"] or [1.3 * (c + 1) for c in range(s["channels"])]
-            return SineSource(
-                s["channels"], s["window"], period_us, t0, freqs, src["amplitude"], src["noise"], src["seed"]
+            source = SineSource(
+                s["channels"],
+                s["window"],
+                period_us,
+                self.t_start_us,
+                freqs,
+                src["amplitude"],
+                src["noise"],
+                src["seed"],
             )
-        stream = sys.stdin.buffer if src["path"] == "-" else open(src["path"], "rb")
-        self._files.append(stream)
-        return ReplaySource(stream, s["channels"], s["window"], period_us, t0)
+            return source, s["scales"]
+        if kind == "replay":
+            stream = sys.stdin.buffer if src["path"] == "-" else open(src["path"], "rb")
+            self._files.append(stream)
+            return ReplaySource(stream, s["channels"], s["window"], period_us, self.t_start_us), s["scales"]
+        from firmware_py.sensors.sampler import SensorSource
+
+        sensor = _sensor(src)
+        sensor.init()
+        return SensorSource(sensor, s["window"], period_us, now_us), s["scales"] or sensor.scales
+
+    def _down(self, stream, exc):
+        stream.node = None
+        stream.error = "stream %s: %s" % (stream.name, exc)
+        stream.retry_at = ticks_add(ticks_ms(), self.cfg["sensor_retry_s"] * 1000)
+        self.last_error = stream.error
+        self._next_status = ticks_ms()  # tell the status topic now
+
+    def step(self, node):
+        """One window of one stream: sample, frame, store in the outbox. False once its source has ended."""
+        if not node.step():
+            return False
+        self.seqs.advance(node.topic, node.seq)
+        if self.led is not None:
+            self.led.toggle()
+        return True
+
+    # -- status --------------------------------------------------------------------------------------------
 
     def update_status(self, state):
+        down = [s.error for s in self.streams if s.error]
         self.uplink.status_payload = status_payload(
-            state, self.uptime_ms // 1000, uplink=self.uplink, last_error=self.last_error
+            state,
+            self.uptime_ms // 1000,
+            uplink=self.uplink,
+            last_error=self.last_error,
+            streams_down=down,
         )
 
     def _tick(self):
         now = ticks_ms()
         self.uptime_ms += ticks_diff(now, self._last_tick)
         self._last_tick = now
+        if self.wdt is not None:
+            self.wdt.feed()
+        for stream in self.streams:
+            if stream.node is None and stream.error and ticks_diff(now, stream.retry_at) >= 0:
+                self._start(stream)
         if ticks_diff(now, self._next_status) >= 0:
             self._next_status = ticks_add(now, self.cfg["status_interval_s"] * 1000)
             self.update_status("online")
@@ -127,45 +215,60 @@ class NodeApp:
                 except EdgeError as exc:
                     self.last_error = str(exc)
 
-    def step(self, node):
-        """One window of one stream: sample, frame, store in the outbox. False once its source has ended."""
-        if not node.step():
-            return False
-        self.seqs.advance(node.topic, node.seq)
-        return True
+    # -- main loop -----------------------------------------------------------------------------------------
 
-    def run(self, max_frames=None, drain_ms=0):
-        """Sample, frame and send until the sources end or max_frames per stream; then drain for drain_ms.
+    def run(self, max_frames=None, drain_ms=0, max_ms=None):
+        """Sample, frame and send until the sources end, max_frames per stream, or max_ms; then drain.
 
-        Returns the number of frames produced per stream.
+        Returns the number of window rounds run. The loop allocates nothing.
         """
         speed = self.cfg["speed"]
         started = ticks_ms()
         produced = 0
-        live = list(self.streams)
-        while live:
+        while True:
             if max_frames is not None and produced >= max_frames:
                 break
-            for node in live:
-                if speed:
+            if max_ms is not None and ticks_diff(ticks_ms(), started) >= max_ms:
+                break
+            live = 0
+            for stream in self.streams:
+                node = stream.node
+                if node is None:
+                    continue
+                live += 1
+                if speed and not isinstance(node.source, _PACED):
                     window_ms = node.source.n_samples * node.source.period_us // 1000
-                    due = ticks_add(started, int((produced + 1) * window_ms / speed))
+                    due = ticks_add(started, (produced + 1) * window_ms * 1000 // int(speed * 1000))
                     while ticks_diff(due, ticks_ms()) > 0:
                         self.uplink.service()
                         sleep_ms(1)
-                else:
+                elif not speed:
                     # Link-paced (replay as fast as the broker takes it): wait for room rather than drop.
                     # While disconnected the bounded outbox policy applies, as on a board.
                     while self.outbox.full() and self.uplink.connected:
                         self.uplink.service()
-                if not self.step(node):
-                    live.remove(node)
+                try:
+                    if not self.step(node):
+                        stream.node = None
+                except SensorError as exc:
+                    self._down(stream, exc)
+            if not live:
+                if not self._any_down():
+                    break  # every source has ended
+                self.uplink.service()
+                sleep_ms(10)
             produced += 1
             self.uplink.service()
             self._tick()
         if drain_ms:
             self.uplink.flush(drain_ms)
         return produced
+
+    def _any_down(self):
+        for stream in self.streams:
+            if stream.error:
+                return True
+        return False
 
     def close(self, clean=True):
         if clean:
@@ -181,6 +284,18 @@ class NodeApp:
             if f is not getattr(sys.stdin, "buffer", None):
                 f.close()
         self.outbox.close()
+
+
+def _paced_types():
+    try:
+        from firmware_py.sensors.sampler import SensorSource
+
+        return SensorSource
+    except ImportError:
+        return ()
+
+
+_PACED = _paced_types()  # sources that keep time themselves (live sensors)
 
 
 def _in(state_dir, path):

@@ -13,12 +13,18 @@ except ImportError:
 
 
 if IS_MICROPYTHON:
-    from time import sleep_ms, ticks_add, ticks_diff, ticks_ms
+    from time import sleep_ms, sleep_us, ticks_add, ticks_diff, ticks_ms, ticks_us
 else:
     import time as _time
 
     def ticks_ms():
         return int(_time.monotonic() * 1000)
+
+    def ticks_us():
+        return int(_time.monotonic() * 1000000)
+
+    def sleep_us(us):
+        _time.sleep(us / 1000000)
 
     def ticks_add(ticks, delta):
         return ticks + delta

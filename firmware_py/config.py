@@ -36,7 +36,7 @@ def _check(section, path, key, kind, default=_REQUIRED, low=None, high=None, cho
         what = "an object"
     if ok and choices is not None and value not in choices:
         ok = False
-        what = "one of " + ", ".join(choices)
+        what = "one of " + ", ".join([str(c) for c in choices])
     if ok and low is not None and not low <= value <= high:
         ok = False
         what = "%s in %s..%s" % (what, low, high)
@@ -101,11 +101,16 @@ def validate(raw):
     cfg["status_interval_s"] = _check(raw, "", "status_interval_s", "int", 60, 1, 86400)
     cfg["watchdog_ms"] = _check(raw, "", "watchdog_ms", "int", 0, 0, 3600000)
     cfg["speed"] = _check(raw, "", "speed", "number", 1.0, 0, 1000000)
+    cfg["sensor_retry_s"] = _check(raw, "", "sensor_retry_s", "int", 30, 1, 86400)
+    cfg["status_led"] = _check(raw, "", "status_led", "int", None)
     streams = _check(raw, "", "streams", "list")
     if not streams:
         raise ConfigError("streams: expected at least one stream")
     cfg["streams"] = [_stream(s, "streams[%d]." % i) for i, s in enumerate(streams)]
     return cfg
+
+
+_SENSOR_CHANNELS = {"mpu6050": 6, "mcu_temp": 1}
 
 
 def _stream(raw, path):
@@ -116,27 +121,34 @@ def _stream(raw, path):
         check_id(name)
     except ValueError:
         raise ConfigError("%sname: expected an identifier, got %r" % (path, name)) from None
-    channels = _check(raw, path, "channels", "int", 1, 1, 255)
-    scales = _check(raw, path, "scales", "list", [1.0] * channels)
-    if len(scales) != channels:
-        raise ConfigError(
-            "%sscales: expected %d numbers (one per channel), got %d" % (path, channels, len(scales))
-        )
-    for i, scale in enumerate(scales):
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale:
-            raise ConfigError("%sscales[%d]: expected a non-zero number, got %r" % (path, i, scale))
-    source = _check(raw, path, "source", "dict")
+    source = _source(_check(raw, path, "source", "dict"), path + "source.")
+    kind = source["kind"]
+    fixed = _SENSOR_CHANNELS.get(kind) or (len(source["pins"]) if kind == "adc" else None)
+    channels = _check(raw, path, "channels", "int", fixed or 1, 1, 255)
+    if fixed is not None and channels != fixed:
+        raise ConfigError("%schannels: a %s source has %d channels, got %d" % (path, kind, fixed, channels))
+    scales = _check(raw, path, "scales", "list", None)
+    if scales is not None:
+        if len(scales) != channels:
+            raise ConfigError(
+                "%sscales: expected %d numbers (one per channel), got %d" % (path, channels, len(scales))
+            )
+        for i, scale in enumerate(scales):
+            if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale:
+                raise ConfigError("%sscales[%d]: expected a non-zero number, got %r" % (path, i, scale))
+    elif kind in ("sine", "replay"):
+        scales = [1.0] * channels
     return {
         "name": name,
         "channels": channels,
         "rate_hz": _check(raw, path, "rate_hz", "number", 100, 0.001, 1000000),
         "window": _check(raw, path, "window", "int", 50, 1, 65535),
-        "scales": scales,
-        "source": _source(source, path + "source."),
+        "scales": scales,  # None: the sensor's own
+        "source": source,
     }
 
 
-_KINDS = ("sine", "replay")
+_KINDS = ("sine", "replay", "mpu6050", "adc", "mcu_temp")
 
 
 def _source(raw, path):
@@ -147,6 +159,18 @@ def _source(raw, path):
         out["amplitude"] = _check(raw, path, "amplitude", "int", 20000, 0, 32767)
         out["noise"] = _check(raw, path, "noise", "int", 400, 0, 32767)
         out["seed"] = _check(raw, path, "seed", "int", 1)
-    else:
+    elif kind == "replay":
         out["path"] = _check(raw, path, "path", "str")  # "-" reads standard input
+    elif kind == "mpu6050":
+        out["i2c"] = _check(raw, path, "i2c", "dict", {})
+        out["address"] = _check(raw, path, "address", "int", 0x68, 0, 127)
+        out["accel_range_g"] = _check(raw, path, "accel_range_g", "int", 2, choices=(2, 4, 8, 16))
+        out["gyro_range_dps"] = _check(raw, path, "gyro_range_dps", "int", 250, choices=(250, 500, 1000, 2000))
+        out["dlpf"] = _check(raw, path, "dlpf", "int", 3, 0, 6)
+    elif kind == "adc":
+        pins = _check(raw, path, "pins", "list")
+        if not pins:
+            raise ConfigError("%spins: expected at least one pin" % path)
+        out["pins"] = pins
+        out["volts_full_scale"] = _check(raw, path, "volts_full_scale", "number", 3.3, 0.001, 1000)
     return out

@@ -7,7 +7,7 @@ from firmware_py.app import NodeApp
 from firmware_py.config import load
 
 app = NodeApp(load(sys.argv[1]))
-first = [node.seq for node in app.streams]
+first = [stream.node.seq for stream in app.streams]
 frames = app.run(None if sys.argv[2] == "-" else int(sys.argv[2]), int(sys.argv[3]))
 u = app.uplink
 print(
@@ -15,7 +15,7 @@ print(
         {
             "frames": frames,
             "first_seq": first,
-            "next_seq": [node.seq for node in app.streams],
+            "next_seq": [stream.node.seq if stream.node else None for stream in app.streams],
             "sent": u.sent,
             "acked": u.acked,
             "duplicates_sent": u.duplicates_sent,

@@ -1,0 +1,45 @@
+# Runs under MicroPython: memory and time of the interpreter on one model. usage: tflite_memory.py MODEL viper|python
+# Prints JSON: model bytes, heap taken by loading (parsed graph, prepared ops, arena), heap allocated per
+# inference over 200 inferences, arena bytes, microseconds per inference.
+import gc
+import json
+import sys
+import time
+from array import array
+
+from firmware_py.tflite.interpreter import Interpreter
+
+with open(sys.argv[1], "rb") as f:
+    data = f.read()
+gc.collect()
+before_load = gc.mem_alloc()
+model = Interpreter(data, use_viper=sys.argv[2] == "viper")
+inp = array("f" if model.input.dtype == 0 else "b", [0] * model.input_size)
+out = array("f" if model.output.dtype == 0 else "b", [0] * model.output_size)
+gc.collect()
+load_bytes = gc.mem_alloc() - before_load
+for i in range(model.input_size):
+    inp[i] = ((i * 37) % 200) - 100 if model.input.dtype != 0 else ((i * 37) % 200 - 100) / 50
+model.run(inp, out)
+gc.collect()
+gc.disable()
+before = gc.mem_alloc()
+runs = 200
+t = time.ticks_us()
+for _ in range(runs):
+    model.run(inp, out)
+us = time.ticks_diff(time.ticks_us(), t) / runs
+per_run = (gc.mem_alloc() - before) / runs
+gc.enable()
+print(
+    json.dumps(
+        {
+            "model_bytes": len(data),
+            "load_heap": load_bytes,
+            "arena": model.arena_bytes,
+            "alloc_per_inference": per_run,
+            "us": us,
+            "kernels": model.kernels,
+        }
+    )
+)
