@@ -14,9 +14,10 @@ class ADCChannels:
         cls = self._adc_class
         if cls is None:
             try:
-                from machine import ADC as cls
+                from machine import ADC
             except ImportError:
                 raise SensorError("no machine.ADC on this port") from None
+            cls = ADC
         try:
             self._adcs = [cls(pin) for pin in self.pins]
         except (OSError, ValueError) as exc:

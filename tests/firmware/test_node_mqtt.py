@@ -167,7 +167,7 @@ def test_outbox_ring_order_persistence_and_corruption(tmp_path: Path) -> None:
 
 
 def test_the_whole_node_path_allocates_nothing_per_window(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    """900 windows of the main loop: test signal, frame, outbox write, PUBLISH, PUBACK, status tick: 0 heap bytes."""
+    """900 windows of the main loop -- test signal, frame, outbox write, PUBLISH, PUBACK, status tick: 0 bytes."""
     result = json.loads(run_micropython("steady_state_uplink.py", str(mosquitto.port), str(tmp_path)))
     assert (result["windows"], result["bytes"], result["dropped"], result["connects"]) == (900, 0, 0, 1)
     assert result["acked"] == 930

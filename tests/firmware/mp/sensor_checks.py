@@ -2,9 +2,12 @@
 # handling of a missing sensor. usage: sensor_checks.py STATE_DIR. Prints JSON.
 import json
 import sys
+import time
 from array import array
 
 from firmware_py import board
+from firmware_py.app import NodeApp
+from firmware_py.config import validate
 from firmware_py.errors import SensorError
 from firmware_py.sensors.adc import ADCChannels
 from firmware_py.sensors.mpu6050 import MPU6050
@@ -83,8 +86,6 @@ def clock():
 
 src = SensorSource(mpu, 20, 1000, clock)  # 20 samples at 1 kHz
 window = array("h", [0] * 120)
-import time
-
 t = time.ticks_us()
 out["window_t0"] = src.read(window)
 out["window_us"] = time.ticks_diff(time.ticks_us(), t)
@@ -94,8 +95,6 @@ out["window_reads"] = bus.reads
 # sensor appears and the stream starts within sensor_retry_s.
 shared = FakeMPU6050Bus(present=False)
 board.make_i2c = lambda cfg: shared
-from firmware_py.app import NodeApp
-from firmware_py.config import validate
 
 cfg = validate(
     {

@@ -1,4 +1,5 @@
-# Runs under MicroPython: memory and time of the interpreter on one model. usage: tflite_memory.py MODEL viper|python
+# Runs under MicroPython: memory and time of the interpreter on one model.
+# usage: tflite_memory.py MODEL viper|python
 # Prints JSON: model bytes, heap taken by loading (parsed graph, prepared ops, arena), heap allocated per
 # inference over 200 inferences, arena bytes, microseconds per inference.
 import gc
