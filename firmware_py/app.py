@@ -307,7 +307,7 @@ def main(config_path="config.json"):
 
     app = NodeApp(load(config_path))
     try:
-        app.run()
+        app.run(drain_ms=30000)  # a live sensor never ends; a replay does, then its frames are delivered
     finally:
         app.close()
 

@@ -84,9 +84,11 @@ async def _serve(settings: Settings) -> None:
 
 
 def _register_packages() -> None:
-    from simulators.cli import register
+    from hil.cli import register as register_hil
+    from simulators.cli import register as register_simulators
 
-    register(app)
+    register_simulators(app)
+    register_hil(app)
 
 
 _register_packages()
