@@ -9,10 +9,19 @@ def _sat16(v):
 def biquad(buf, state, coef, p):
     """In place, Direct Form I, Q14 coefficients: buf[offset + i*stride] for i < n. p = [n, stride, offset].
     coef = [b0, b1, b2, a1, a2]; state = [x1, x2, y1, y2] (carried between windows)."""
-    n, stride, offset = p[0], p[1], p[2]
-    b0, b1, b2, a1, a2 = coef[0], coef[1], coef[2], coef[3], coef[4]
-    x1, x2, y1, y2 = state[0], state[1], state[2], state[3]
-    at = offset
+    # One name per line: MicroPython allocates a tuple for multiple assignment of more than three values.
+    n = p[0]
+    stride = p[1]
+    at = p[2]
+    b0 = coef[0]
+    b1 = coef[1]
+    b2 = coef[2]
+    a1 = coef[3]
+    a2 = coef[4]
+    x1 = state[0]
+    x2 = state[1]
+    y1 = state[2]
+    y2 = state[3]
     for _ in range(n):
         x = buf[at]
         acc = b0 * x + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2
@@ -23,13 +32,17 @@ def biquad(buf, state, coef, p):
         y2 = y1
         y1 = y
         at += stride
-    state[0], state[1], state[2], state[3] = x1, x2, y1, y2
+    state[0] = x1
+    state[1] = x2
+    state[2] = y1
+    state[3] = y2
 
 
 def window(src, dst, table, p):
     """dst[i] = src[offset + i*stride] * table[i] (Q15, rounded). p = [n, stride, offset]."""
-    n, stride, offset = p[0], p[1], p[2]
-    at = offset
+    n = p[0]
+    stride = p[1]
+    at = p[2]
     for i in range(n):
         dst[i] = (src[at] * table[i] + 16384) >> 15
         at += stride

@@ -28,7 +28,7 @@ def fc_acc(x, w, acc, p):
 def conv_acc(x, w, acc, p):
     """2-D convolution sums, NHWC input, OHWI filter; padded cells contribute nothing."""
     batches, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, s_h, s_w, d_h, d_w, pad_h, pad_w, x_off = p[:16]
-    x_off -= 256
+    x_off -= 256  # (unpacking a slice allocates: the fallback is allowed to, the viper kernels are not)
     n = 0
     for b in range(batches):
         for oy in range(out_h):

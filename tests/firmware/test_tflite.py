@@ -27,6 +27,7 @@ OP_MODELS = {
     "float_io": {"QUANTIZE", "FULLY_CONNECTED", "LOGISTIC", "DEQUANTIZE"},
     "squeeze_expand": {"RESHAPE", "FULLY_CONNECTED", "MEAN", "SQUEEZE", "EXPAND_DIMS"},
     "relu_requantize": {"RELU", "CONV_2D", "RESHAPE", "QUANTIZE"},
+    "fc256": {"FULLY_CONNECTED"},
 }
 N_INPUTS = 1000
 

@@ -90,6 +90,12 @@ def reshapes() -> Model:
     return keras.Model(x, layers.Lambda(lambda t: tf.squeeze(t, axis=[1, 2]))(h))
 
 
+def fc256() -> Model:
+    """The 256 -> 32 fully-connected layer of docs' reference numbers (ANCHORS.md): 8,192 MACs."""
+    x = keras.Input(batch_size=1, shape=(256,))
+    return keras.Model(x, layers.Dense(32)(x))
+
+
 def float_io() -> Model:
     x = keras.Input(batch_size=1, shape=(8,))
     return keras.Model(x, layers.Dense(4, activation="sigmoid")(layers.Dense(6, activation="relu")(x)))
@@ -104,6 +110,7 @@ MODELS: dict[str, tuple[Callable[[], Model], bool]] = {
     "conv1d": (conv1d, False),
     "reshapes": (reshapes, False),
     "float_io": (float_io, True),  # float32 in and out: QUANTIZE and DEQUANTIZE at the edges
+    "fc256": (fc256, False),
 }
 
 

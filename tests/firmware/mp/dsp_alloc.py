@@ -1,11 +1,16 @@
 # Runs under MicroPython: heap bytes allocated by 1,000 steady-state windows of the DSP chain (DC blocker,
 # low-pass, spectrum with band energies, features), and microseconds per window. Prints JSON.
+# usage: dsp_alloc.py [python]   (the plain-Python kernels instead of viper)
 import gc
 import json
+import sys
 import time
 from array import array
 
 from firmware_py.dsp import _select
+
+if len(sys.argv) > 1 and sys.argv[1] == "python":
+    _select.use_plain()
 from firmware_py.dsp.features import N_FEATURES, features
 from firmware_py.dsp.filters import Biquad, DCBlocker
 from firmware_py.dsp.spectrum import Spectrum
