@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # edgegen's test command (the README's second command; .ci/run calls it).
 #
-# On a fresh Debian machine: installs mosquitto, InfluxDB 1.x and python3-venv with apt when missing, creates
+# On a fresh Debian machine: installs mosquitto, InfluxDB 1.x, openssl and python3-venv with apt when missing, creates
 # .venv, installs the project with its dev extra, then runs ruff, mypy and pytest. The test session starts its own
 # mosquitto and influxd on 127.0.0.1 (free ports, temporary directories) and stops them at the end
 # (tests/support/servers.py); TESTS_REQUIRE_SERVERS=1 makes a missing server a failure instead of a skip.
@@ -14,6 +14,7 @@ sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || missing+=(influxdb)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "== installing ${missing[*]} with apt"

@@ -27,8 +27,14 @@ ENV = {"MICROPYPATH": f".frozen:{REPO}", "PATH": "/usr/bin:/bin"}
 
 
 def _mp(script: str, *args: str) -> dict[str, Any]:
-    done = subprocess.run([str(MICROPYTHON), str(MP / script), *args], capture_output=True, text=True, env=ENV,
-                          check=True, timeout=600)
+    done = subprocess.run(
+        [str(MICROPYTHON), str(MP / script), *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=True,
+        timeout=600,
+    )
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 
@@ -50,21 +56,27 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=REPO / "tests" / "firmware" / "models")
     args = parser.parse_args()
     print("int8 interpreter, MicroPython unix port (times per inference)")
-    print(f"{'model':16} {'bytes':>6} {'load heap':>9} {'arena':>6} {'alloc/inf':>9} {'viper us':>9} "
-          f"{'python us':>9} {'speed-up':>8} {'tflm-host us':>12}")
+    print(
+        f"{'model':16} {'bytes':>6} {'load heap':>9} {'arena':>6} {'alloc/inf':>9} {'viper us':>9} "
+        f"{'python us':>9} {'speed-up':>8} {'tflm-host us':>12}"
+    )
     for path in sorted(args.models.glob("*.tflite")):
         viper = _mp("tflite_memory.py", str(path), "viper")
         plain = _mp("tflite_memory.py", str(path), "python")
         tflm = _tflm_us(path.read_bytes())
-        print(f"{path.stem:16} {viper['model_bytes']:6d} {viper['load_heap']:9d} {viper['arena']:6d} "
-              f"{viper['alloc_per_inference']:9.1f} {viper['us']:9.0f} {plain['us']:9.0f} "
-              f"{plain['us'] / viper['us']:7.1f}x {tflm:12.1f}")
+        print(
+            f"{path.stem:16} {viper['model_bytes']:6d} {viper['load_heap']:9d} {viper['arena']:6d} "
+            f"{viper['alloc_per_inference']:9.1f} {viper['us']:9.0f} {plain['us']:9.0f} "
+            f"{plain['us'] / viper['us']:7.1f}x {tflm:12.1f}"
+        )
     viper = _mp("dsp_alloc.py")
     plain = _mp("dsp_alloc.py", "python")
     print("\nDSP chain per 256-sample window (DC blocker, low-pass, real FFT + 3 bands, features)")
-    print(f"viper {viper['us_per_window']:.0f} us, python {plain['us_per_window']:.0f} us "
-          f"({plain['us_per_window'] / viper['us_per_window']:.1f}x); heap allocated over 1,000 windows: "
-          f"viper {viper['bytes']} bytes, python {plain['bytes']} bytes")
+    print(
+        f"viper {viper['us_per_window']:.0f} us, python {plain['us_per_window']:.0f} us "
+        f"({plain['us_per_window'] / viper['us_per_window']:.1f}x); heap allocated over 1,000 windows: "
+        f"viper {viper['bytes']} bytes, python {plain['bytes']} bytes"
+    )
 
 
 if __name__ == "__main__":

@@ -31,16 +31,19 @@ def now_us():
 
 
 def _tls_context(mqtt):
+    """TLS client context; with mqtt.ca (a DER file: MicroPython's mbedtls parses no PEM) the broker's
+    certificate must chain to that CA."""
     if not mqtt["tls"]:
         return None
-    try:
-        import tls as ssl_module
-    except ImportError:
-        import ssl as ssl_module
-    ctx = ssl_module.SSLContext(ssl_module.PROTOCOL_TLS_CLIENT)
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if mqtt["ca"]:
-        ctx.load_verify_locations(cafile=mqtt["ca"])
-        ctx.verify_mode = ssl_module.CERT_REQUIRED
+        with open(mqtt["ca"], "rb") as f:
+            ctx.load_verify_locations(cadata=f.read())
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    else:
+        ctx.verify_mode = ssl.CERT_NONE  # encrypted, but the broker is not authenticated
     return ctx
 
 

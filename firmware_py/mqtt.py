@@ -138,7 +138,11 @@ class MQTTClient:
             sock.settimeout(self.timeout_ms / 1000)
             sock.connect(addr)
             if self.tls is not None:
-                sock = self.tls.wrap_socket(sock, server_hostname=self.server)
+                try:
+                    sock = self.tls.wrap_socket(sock, server_hostname=self.server)
+                except ValueError as exc:  # MicroPython's mbedtls reports a failed handshake as ValueError
+                    sock.close()
+                    raise OSError("TLS handshake: %s" % str(exc).strip()) from None
             self.sock = sock
             self._poller = select.poll()
             self._poller.register(sock, select.POLLIN)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.protocol import decode
+from tests.support.certs import make_ca, server_certs
 from tests.support.collector import Collector
 from tests.support.firmware_node import node_config, run_node, start_node
 from tests.support.micropython import run_micropython
@@ -171,3 +172,27 @@ def test_the_whole_node_path_allocates_nothing_per_window(mosquitto: Mosquitto, 
     result = json.loads(run_micropython("steady_state_uplink.py", str(mosquitto.port), str(tmp_path)))
     assert (result["windows"], result["bytes"], result["dropped"], result["connects"]) == (900, 0, 0, 1)
     assert result["acked"] == 930
+
+
+def test_tls_with_the_right_ca_delivers_and_a_wrong_ca_is_refused(tmp_path: Path) -> None:
+    """R6 (certificates): the node verifies the broker against its configured CA; a broker signed by another
+    CA is refused, and the frames wait in the outbox."""
+    certs = server_certs(tmp_path / "pki")
+    broker = Mosquitto(tmp_path / "broker", tls=(certs.ca, certs.cert, certs.key))
+    broker.start()
+    try:
+        stranger = make_ca(tmp_path / "other", "stranger")
+        cfg = node_config(
+            tmp_path / "n",
+            broker.port,
+            node_id="tls",
+            mqtt={"host": "localhost", "tls": True, "ca": str(stranger.with_suffix(".der"))},
+        )
+        refused = run_node(cfg, 3, drain_ms=500)
+        assert (refused["acked"], refused["depth"]) == (0, 3)
+        assert "TLS handshake: The certificate is not correctly signed by the trusted CA" in refused["last_error"]
+        cfg["mqtt"]["ca"] = str(certs.ca.with_suffix(".der"))
+        accepted = run_node(cfg, 2)
+    finally:
+        broker.stop()
+    assert (accepted["acked"], accepted["depth"], accepted["first_seq"]) == (5, 0, [3])

@@ -100,11 +100,17 @@ class Server:
 
 class Mosquitto(Server):
     """mosquitto on 127.0.0.1. ``persistence``: sessions survive a restart (saved on SIGTERM).
-    ``passwords``: user -> password; anonymous clients are then refused."""
+    ``passwords``: user -> password; anonymous clients are then refused. ``tls``: the listener speaks TLS only."""
 
     name = "mosquitto"
 
-    def __init__(self, workdir: Path, persistence: bool = False, passwords: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        persistence: bool = False,
+        passwords: dict[str, str] | None = None,
+        tls: tuple[Path, Path, Path] | None = None,  # CA, certificate, key
+    ) -> None:
         self.binary = find_binary("mosquitto")
         super().__init__(workdir)
         self.conf = workdir / "mosquitto.conf"
@@ -116,6 +122,9 @@ class Mosquitto(Server):
             "log_type error",
             "log_type warning",
         ]
+        if tls is not None:
+            ca, cert, key = tls
+            lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
         if persistence:
             lines += ["persistence true", f"persistence_location {workdir}/", "autosave_interval 0"]
         else:
