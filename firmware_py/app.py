@@ -123,6 +123,7 @@ class NodeApp:
         self._next_status = ticks_ms()
         self.wdt = board.make_watchdog(cfg["watchdog_ms"]) if cfg["watchdog_ms"] else None
         self.led = board.StatusLED(cfg["status_led"]) if cfg["status_led"] is not None else None
+        self.models = {}  # stream -> {"path", "bytes"}, for the status topic
         self.streams = [Stream(s) for s in cfg["streams"]]
         for stream in self.streams:
             self._start(stream)
@@ -131,7 +132,7 @@ class NodeApp:
     # -- streams ---------------------------------------------------------------------------------------------
 
     def _start(self, stream):
-        """Build the stream's source and node; on a sensor error keep it down and schedule a retry."""
+        """Build the stream's source, filters, model and node; on a sensor error keep it down, retry later."""
         s = stream.cfg
         period_us = int(round(1000000 / s["rate_hz"]))
         try:
@@ -140,10 +141,35 @@ class NodeApp:
             self._down(stream, exc)
             return
         encoder = frame.FrameEncoder(self.node_id, s["window"], s["channels"], period_us, frame.INT16, scales)
-        node = StreamNode(self.site, self.node_id, s["name"], source, self.uplink, encoder)
+        embedder = None
+        if s["model"] is not None:
+            embedder = self._embedder(s, period_us, scales)
+        node = StreamNode(
+            self.site,
+            self.node_id,
+            s["name"],
+            source,
+            self.uplink,
+            encoder,
+            filters=_filters(s["dsp"], s["rate_hz"], s["channels"]),
+            embedder=embedder,
+            send_raw=s["model"] is None or s["model"]["send"] == "both",
+        )
         node.seq = self.seqs.first(node.topic, self.outbox)
         stream.node = node
         stream.error = None
+
+    def _embedder(self, s, period_us, scales):
+        from firmware_py.embedding import Embedder
+        from firmware_py.tflite.interpreter import Interpreter
+
+        m = s["model"]
+        with open(m["path"], "rb") as f:
+            data = f.read()
+        self.models[s["name"]] = {"path": m["path"], "bytes": len(data)}
+        return Embedder(
+            Interpreter(data), self.node_id, s["window"], s["channels"], period_us, scales, m["mean"], m["std"]
+        )
 
     def _source(self, s, period_us):
         src = s["source"]
@@ -299,6 +325,19 @@ def _paced_types():
 
 
 _PACED = _paced_types()  # sources that keep time themselves (live sensors)
+
+
+def _filters(dsp, rate_hz, channels):
+    """(filter, channel) pairs: one DC blocker and one low-pass per channel, as configured."""
+    from firmware_py.dsp.filters import Biquad, DCBlocker
+
+    out = []
+    for c in range(channels):
+        if dsp["dc_block_hz"]:
+            out.append((DCBlocker(dsp["dc_block_hz"], rate_hz), c))
+        if dsp["lowpass_hz"]:
+            out.append((Biquad.lowpass(dsp["lowpass_hz"], rate_hz, dsp["lowpass_q"]), c))
+    return out
 
 
 def _in(state_dir, path):

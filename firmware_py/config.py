@@ -92,7 +92,7 @@ def validate(raw):
     cfg["outbox"] = {
         "path": _check(outbox, "outbox.", "path", "str", "outbox.bin"),
         "slots": _check(outbox, "outbox.", "slots", "int", 64, 2, 65535),
-        "slot_size": _check(outbox, "outbox.", "slot_size", "int", 512, 64, 65535),
+        "slot_size": _check(outbox, "outbox.", "slot_size", "int", 1024, 64, 65535),
         "order": _check(
             outbox, "outbox.", "order", "str", "oldest_first", choices=("oldest_first", "newest_first")
         ),
@@ -107,6 +107,16 @@ def validate(raw):
     if not streams:
         raise ConfigError("streams: expected at least one stream")
     cfg["streams"] = [_stream(s, "streams[%d]." % i) for i, s in enumerate(streams)]
+    room = cfg["outbox"]["slot_size"] - 25  # slot header, MQTT fixed header, topic length, packet id
+    for i, s in enumerate(cfg["streams"]):
+        topic = 11 + len(cfg["site"]) + len(cfg["node_id"]) + len(s["name"]) + 7  # edgegen/v1/{site}/{node}/data/
+        frame = 30 + len(cfg["node_id"]) + 4 * s["channels"] + 2 * s["window"] * s["channels"] + 4
+        if topic + frame > room:
+            raise ConfigError(
+                "streams[%d].window: a frame of %d x %d samples needs %d bytes with its topic; "
+                "outbox.slot_size %d holds %d"
+                % (i, s["window"], s["channels"], topic + frame, cfg["outbox"]["slot_size"], room)
+            )
     return cfg
 
 
@@ -138,14 +148,43 @@ def _stream(raw, path):
                 raise ConfigError("%sscales[%d]: expected a non-zero number, got %r" % (path, i, scale))
     elif kind in ("sine", "replay"):
         scales = [1.0] * channels
+    rate = _check(raw, path, "rate_hz", "number", 100, 0.001, 1000000)
     return {
         "name": name,
         "channels": channels,
-        "rate_hz": _check(raw, path, "rate_hz", "number", 100, 0.001, 1000000),
+        "rate_hz": rate,
         "window": _check(raw, path, "window", "int", 50, 1, 65535),
         "scales": scales,  # None: the sensor's own
         "source": source,
+        "dsp": _dsp(_check(raw, path, "dsp", "dict", {}), path + "dsp.", rate),
+        "model": _model(_check(raw, path, "model", "dict", None), path + "model.", channels),
     }
+
+
+def _dsp(raw, path, rate):
+    return {
+        "dc_block_hz": _check(raw, path, "dc_block_hz", "number", None, 0.0001, rate / 6.3),
+        "lowpass_hz": _check(raw, path, "lowpass_hz", "number", None, 0.0001, rate / 2.0001),
+        "lowpass_q": _check(raw, path, "lowpass_q", "number", 0.7071, 0.1, 20),
+    }
+
+
+def _model(raw, path, channels):
+    if raw is None:
+        return None
+    out = {
+        "path": _check(raw, path, "path", "str"),
+        "send": _check(raw, path, "send", "str", "embedding", choices=("embedding", "both")),
+        "mean": _check(raw, path, "mean", "list", None),
+        "std": _check(raw, path, "std", "list", None),
+    }
+    for key in ("mean", "std"):
+        values = out[key]
+        if values is not None and len(values) != channels:
+            raise ConfigError(
+                "%s%s: expected %d numbers (one per channel), got %d" % (path, key, channels, len(values))
+            )
+    return out
 
 
 _KINDS = ("sine", "replay", "mpu6050", "adc", "mcu_temp")

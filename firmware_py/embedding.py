@@ -1,0 +1,88 @@
+# The node half of a partitioned model: an int8 TFLite model run on every window, its output sent as an
+# EMBEDDING frame (docs/protocol.md) instead of, or beside, the raw samples.
+#
+# Input quantization is integer-only: raw count x of channel c becomes
+#   q = clamp(round(x * scale_c / (std_c * s_in)) + round(-mean_c / (std_c * s_in)) + zp_in)
+# with the ratio held as a Q31 multiplier computed once, exactly (firmware_py/tflite/exact.py), and one rounding
+# (half away from zero) per value -- not gemmlowp's two, which would round differently on ties -- so nothing is
+# allocated per window. (Rounding the two terms separately may differ by one step from rounding their sum.)
+import struct
+from array import array
+
+from firmware_py import frame
+from firmware_py.compat import ticks_diff, ticks_us
+from firmware_py.errors import ModelError
+from firmware_py.tflite import exact
+from firmware_py.tflite.schema import INT8
+
+
+class Embedder:
+    def __init__(self, interpreter, node_id, n_samples, n_channels, period_us, scales, mean=None, std=None):
+        t_in = interpreter.input
+        t_out = interpreter.output
+        if t_in.dtype != INT8 or t_out.dtype != INT8:
+            raise ModelError("node models must take and return int8")
+        if t_in.size != n_samples * n_channels or (len(t_in.shape) >= 2 and t_in.shape[-1] != n_channels):
+            raise ModelError(
+                "model input %r does not take a window of %d samples x %d channels"
+                % (t_in.shape, n_samples, n_channels)
+            )
+        self.model = interpreter
+        self.n_channels = n_channels
+        mean = mean or [0.0] * n_channels
+        std = std or [1.0] * n_channels
+        s_in = exact.from_f32(t_in.scale)
+        s_in_float = _f32(t_in.scale)
+        self.mult = array("i", [0] * n_channels)
+        self.shift = array("b", [0] * n_channels)  # right shift applied to x * mult
+        self.bias = array("i", [0] * n_channels)
+        for c in range(n_channels):
+            ratio = exact.div(exact.from_f32(exact.f32_bits(scales[c] / std[c])), s_in)
+            m, sh = exact.quantize_multiplier(ratio)
+            if not 1 <= 31 - sh <= 62:
+                raise ModelError("channel %d: input scale ratio out of range" % c)
+            self.mult[c] = m
+            self.shift[c] = 31 - sh
+            v = -mean[c] / (std[c] * s_in_float)
+            self.bias[c] = t_in.zero_point + (int(v + 0.5) if v >= 0 else -int(-v + 0.5))
+        self.inp = array("b", [0] * t_in.size)
+        self.out = array("b", [0] * t_out.size)
+        self.encoder = frame.FrameEncoder(
+            node_id,
+            1,
+            t_out.size,
+            n_samples * period_us,
+            frame.INT8,
+            [_f32(t_out.scale)],
+            t_out.zero_point,
+            frame.EMBEDDING,
+        )
+        self.last_us = None
+
+    def embed(self, seq, t0_us, samples):
+        """Quantize the window, run the model, and return the EMBEDDING frame (valid until the next call)."""
+        inp = self.inp
+        mult = self.mult
+        shift = self.shift
+        bias = self.bias
+        nc = self.n_channels
+        c = 0
+        for i in range(len(inp)):
+            x = samples[i]
+            r = shift[c]
+            if x >= 0:
+                q = ((x * mult[c] + (1 << (r - 1))) >> r) + bias[c]
+            else:
+                q = bias[c] - ((-x * mult[c] + (1 << (r - 1))) >> r)
+            inp[i] = -128 if q < -128 else (127 if q > 127 else q)
+            c += 1
+            if c == nc:
+                c = 0
+        started = ticks_us()
+        self.model.run(inp, self.out)
+        self.last_us = ticks_diff(ticks_us(), started)
+        return self.encoder.encode(seq, t0_us, self.out)
+
+
+def _f32(bits):
+    return struct.unpack("<f", struct.pack("<I", bits))[0]

@@ -1,0 +1,90 @@
+"""The node pipeline under MicroPython: replayed samples -> int8 model on the node -> EMBEDDING frames, checked
+against tflite-micro running the same model on the same quantized windows."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from tflite_micro.python.tflite_micro import runtime
+
+from gateway.protocol import Encoding, MessageType, decode
+from tests.support.collector import Collector
+from tests.support.firmware_node import node_config, run_node
+from tests.support.servers import Mosquitto
+from tests.support.tflite_compare import MODELS
+
+pytestmark = [pytest.mark.micropython, pytest.mark.mosquitto]
+
+WINDOW, CHANNELS, WINDOWS = 64, 3, 12
+
+
+def _round_half_away(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    rounded: npt.NDArray[np.float64] = np.sign(x) * np.floor(np.abs(x) + 0.5)
+    return rounded
+
+
+def test_embedding_frames_carry_the_models_output(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    model = MODELS / "conv1d.tflite"
+    shutil.copy(model, tmp_path / "encoder.tflite")
+    rng = np.random.default_rng(4)
+    raw = (rng.normal(0, 900, size=(WINDOWS, WINDOW, CHANNELS))).round().astype("<i2")
+    (tmp_path / "samples.bin").write_bytes(raw.tobytes())
+    scales = [0.002, 0.001, 0.004]
+    cfg = node_config(
+        tmp_path / "n",
+        mosquitto.port,
+        node_id="enc",
+        streams=[
+            {
+                "name": "vib",
+                "channels": CHANNELS,
+                "window": WINDOW,
+                "rate_hz": 200,
+                "scales": scales,
+                "source": {"kind": "replay", "path": str(tmp_path / "samples.bin")},
+                "model": {"path": str(tmp_path / "encoder.tflite"), "send": "both"},
+            }
+        ],
+    )
+    topic = "edgegen/v1/fw/enc/data/vib"
+    with Collector(mosquitto.url, topic, "c-enc") as sub:
+        stats = run_node(cfg, None)
+        got = [decode(m.payload) for m in sub.wait_for(topic, 2 * WINDOWS)]
+    assert stats["frames"] == WINDOWS + 1  # the last round finds the replay ended
+    embeddings = [f for f in got if f.msg_type is MessageType.EMBEDDING]
+    samples = [f for f in got if f.msg_type is MessageType.SAMPLES]
+    assert [f.seq for f in got] == list(range(2 * WINDOWS))  # one sequence for both kinds, embedding first
+    assert len(embeddings) == len(samples) == WINDOWS
+
+    interpreter = runtime.Interpreter.from_bytes(model.read_bytes())
+    detail = interpreter.get_input_details(0)
+    s_in, zp_in = (
+        detail["quantization_parameters"]["scales"][0],
+        detail["quantization_parameters"]["zero_points"][0],
+    )
+    out_q = interpreter.get_output_details(0)["quantization_parameters"]
+    exact = 0
+    for k in range(WINDOWS):
+        x = (
+            raw[k].astype(np.float64)
+            * np.float32(np.array(scales, dtype=np.float32))
+            / np.float64(np.float32(s_in))
+        )
+        q = np.clip(_round_half_away(x) + zp_in, -128, 127).astype(np.int8).reshape(detail["shape"])
+        interpreter.set_input(q, 0)
+        interpreter.invoke()
+        expected = interpreter.get_output(0).reshape(-1)
+        emb = embeddings[k]
+        assert emb.encoding is Encoding.INT8 and emb.values.shape == (1, expected.size)
+        assert emb.scales[0] == pytest.approx(out_q["scales"][0])
+        assert emb.zero_point == out_q["zero_points"][0]
+        diff = np.abs(emb.values.reshape(-1).astype(int) - expected.astype(int))
+        assert diff.max() <= 1
+        exact += int(diff.max() == 0)
+        assert emb.t0_us == samples[k].t0_us and emb.period_us == WINDOW * 5000
+        assert samples[k].values.tobytes() == raw[k].tobytes()  # raw frames still go, unfiltered here
+    assert exact >= WINDOWS - 1
