@@ -28,7 +28,11 @@ class Connect:
     connection: int
     clean_session: bool
     client_id: str
+    keepalive: int
     will_topic: str | None
+    will_message: bytes | None
+    will_qos: int
+    will_retain: bool
 
 
 @dataclass
@@ -70,10 +74,24 @@ def _string(body: bytes, at: int) -> tuple[str, int]:
 def parse_connect(index: int, body: bytes) -> Connect:
     _, at = _string(body, 0)  # "MQTT"
     flags = body[at + 1]
+    (keepalive,) = struct.unpack_from(">H", body, at + 2)
     at += 4
     client_id, at = _string(body, at)
-    will_topic = _string(body, at)[0] if flags & 0x04 else None
-    return Connect(index, bool(flags & 0x02), client_id, will_topic)
+    will_topic = will_message = None
+    if flags & 0x04:
+        will_topic, at = _string(body, at)
+        (n,) = struct.unpack_from(">H", body, at)
+        will_message = body[at + 2 : at + 2 + n]
+    return Connect(
+        index,
+        bool(flags & 0x02),
+        client_id,
+        keepalive,
+        will_topic,
+        will_message,
+        (flags >> 3) & 3,
+        bool(flags & 0x20),
+    )
 
 
 def parse_publish(index: int, first: int, body: bytes) -> Publish:
