@@ -107,6 +107,7 @@ def test_connect_carries_keepalive_and_retained_will(tmp_path: Path) -> None:
     connect = broker.connects[0]
     assert (connect.client_id, connect.clean_session, connect.keepalive) == ("edgegen-fw-ka", False, 7)
     assert (connect.will_topic, connect.will_qos, connect.will_retain) == ("edgegen/v1/fw/ka/status", 1, True)
+    assert connect.will_message is not None
     assert json.loads(connect.will_message) == {"state": "offline", "fw": "0.1.0"}
 
 
