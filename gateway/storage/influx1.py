@@ -66,7 +66,8 @@ class Influx1Storage:
         if not body_lines:
             return 0
         params = {"db": self.database, "precision": "u", **self._auth}
-        await self._request("POST", "/write", params=params, data="\n".join(body_lines).encode())
+        for chunk in lineprotocol.chunks(body_lines):  # points are idempotent: a retry rewrites them unchanged
+            await self._request("POST", "/write", params=params, data="\n".join(chunk).encode())
         return values
 
     async def query(self, q: str, method: str = "GET") -> list[dict[str, Any]]:

@@ -42,12 +42,13 @@ class Influx2Storage:
         if not body_lines:
             return 0
         try:
-            await self._client.write_api().write(
-                bucket=self.bucket,
-                org=self.org,
-                record=body_lines,
-                write_precision=WritePrecision.US,  # type: ignore[arg-type]  # the library types its constants as str
-            )
+            for chunk in lineprotocol.chunks(body_lines):  # points are idempotent: a retry rewrites them unchanged
+                await self._client.write_api().write(
+                    bucket=self.bucket,
+                    org=self.org,
+                    record=chunk,
+                    write_precision=WritePrecision.US,  # type: ignore[arg-type]  # the library types its constants as str
+                )
         except ApiException as exc:
             body = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else str(exc.body or "")
             raise error_for_status(exc.status or 0, body, dict(exc.headers or {})) from exc

@@ -66,3 +66,10 @@ def encode_records(records: Sequence[Record]) -> tuple[list[str], int]:
             out.append(line(point))
             values += len(point.fields)
     return out, values
+
+
+MAX_LINES_PER_REQUEST = 5000  # InfluxDB's advice for write batches; also keeps each body well under 1 MB
+
+
+def chunks(lines: list[str], size: int = MAX_LINES_PER_REQUEST) -> list[list[str]]:
+    return [lines[i : i + size] for i in range(0, len(lines), size)]
