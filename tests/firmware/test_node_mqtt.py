@@ -220,3 +220,22 @@ def test_tls_with_the_right_ca_delivers_and_a_wrong_ca_is_refused(tmp_path: Path
     finally:
         broker.stop()
     assert (accepted["acked"], accepted["depth"], accepted["first_seq"]) == (5, 0, [3])
+
+
+def test_a_reconnecting_node_drains_its_backlog_at_the_configured_rate(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """40 frames wait in the outbox; after reconnecting the node sends a burst of 5, then 20 per second."""
+    topic = TOPIC.format(node="drain")
+    state = tmp_path / "n"
+    offline = node_config(state, free_port(), node_id="drain", mqtt={"drain_per_s": 20, "burst": 5})
+    run_node(offline, 40, drain_ms=0, hard=True)
+    online = node_config(state, mosquitto.port, node_id="drain", mqtt={"drain_per_s": 20, "burst": 5})
+    with Collector(mosquitto.url, topic, "c-drain") as sub:
+        started = time.monotonic()
+        stats = run_node(online, 0, drain_ms=10_000)
+        sub.wait_for(topic, 40)
+        took = time.monotonic() - started
+    assert (stats["acked"], stats["depth"]) == (40, 0)
+    assert took >= (40 - 5) / 20 * 0.9  # 1.75 s at the configured rate, less a little timer slack
+    assert sorted(_seqs(sub.on(topic))) == list(range(40))

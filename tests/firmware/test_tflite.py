@@ -30,6 +30,9 @@ OP_MODELS = {
     "fc256": {"FULLY_CONNECTED"},
 }
 N_INPUTS = 1000
+SHIPPED = sorted(
+    (Path(__file__).resolve().parents[2] / "models").rglob("*.tflite")
+)  # the node models, once trained
 
 
 def _ops(model: bytes) -> set[str]:
@@ -44,9 +47,11 @@ def test_the_test_models_cover_every_supported_op() -> None:
         assert _ops((MODELS / f"{name}.tflite").read_bytes()) == expected, name
 
 
-@pytest.mark.parametrize("name", sorted(OP_MODELS))
-def test_micropython_viper_matches_tflite_micro(name: str, tmp_path: Path) -> None:
-    path = MODELS / f"{name}.tflite"
+@pytest.mark.parametrize(
+    "path", [MODELS / f"{name}.tflite" for name in sorted(OP_MODELS)] + SHIPPED, ids=lambda p: p.stem
+)
+def test_micropython_viper_matches_tflite_micro(path: Path, tmp_path: Path) -> None:
+    name = path.stem
     model = path.read_bytes()
     ref = reference(model, random_inputs(model, N_INPUTS, seed=11))
     ours, info = run_micropython(path, ref.inputs, ref.outputs.dtype, "viper", tmp_path)
