@@ -8,7 +8,6 @@ FFT within 4 of numpy.fft.rfft of the same windowed integers; features exact to 
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy.typing as npt
 import pytest
 from scipy import signal as ss
 
-from tests.support.micropython import MP_SCRIPTS, REPO, micropython_binary, run_micropython
+from tests.support.micropython import run_micropython
 
 pytestmark = pytest.mark.micropython
 
@@ -39,16 +38,7 @@ def _signal() -> npt.NDArray[np.int16]:
 def _run(tmp: Path, kernels: str) -> dict[str, Any]:
     path = tmp / f"signal-{kernels}.bin"
     _signal().tofile(path)
-    result = subprocess.run(
-        [micropython_binary(), str(MP_SCRIPTS / "dsp_run.py"), str(path), str(N), str(RATE), kernels],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={"MICROPYPATH": f".frozen:{REPO}", "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr
-    out: dict[str, Any] = json.loads(result.stdout)
+    out: dict[str, Any] = json.loads(run_micropython("dsp_run.py", str(path), str(N), str(RATE), kernels))
     return out
 
 

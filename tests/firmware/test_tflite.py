@@ -12,7 +12,7 @@ import pytest
 from firmware_py.errors import ModelError
 from firmware_py.tflite import schema as fw_schema
 from firmware_py.tflite.interpreter import Interpreter
-from tests.support.tflite_compare import MODELS, lsb_diff, random_inputs, reference, run_micropython
+from tests.support.tflite_compare import MODELS, lsb_diff, random_inputs, reference, run_firmware
 
 pytestmark = pytest.mark.micropython
 
@@ -54,7 +54,7 @@ def test_micropython_viper_matches_tflite_micro(path: Path, tmp_path: Path) -> N
     name = path.stem
     model = path.read_bytes()
     ref = reference(model, random_inputs(model, N_INPUTS, seed=11))
-    ours, info = run_micropython(path, ref.inputs, ref.outputs.dtype, "viper", tmp_path)
+    ours, info = run_firmware(path, ref.inputs, ref.outputs.dtype, "viper", tmp_path)
     assert (info["kernels"], info["count"]) == ("viper", N_INPUTS)
     diff = lsb_diff(ours, ref)
     assert diff.max() <= 1.0, f"{name}: {int((diff > 1).sum())} inputs differ by more than 1 LSB"
@@ -69,8 +69,8 @@ def test_micropython_plain_python_kernels_give_the_viper_results(name: str, tmp_
     model = path.read_bytes()
     inputs = random_inputs(model, 40, seed=5)
     ref = reference(model, inputs)
-    viper, _ = run_micropython(path, inputs, ref.outputs.dtype, "viper", tmp_path)
-    plain, info = run_micropython(path, inputs, ref.outputs.dtype, "python", tmp_path)
+    viper, _ = run_firmware(path, inputs, ref.outputs.dtype, "viper", tmp_path)
+    plain, info = run_firmware(path, inputs, ref.outputs.dtype, "python", tmp_path)
     assert info["kernels"] == "python"
     assert plain.tobytes() == viper.tobytes()
 

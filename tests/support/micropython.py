@@ -21,7 +21,7 @@ def micropython_binary() -> str:
     return path
 
 
-def run_micropython(script: str, *args: str, heapsize: str | None = None, timeout_s: float = 120) -> str:
+def run_micropython(script: str, *args: str, heapsize: str | None = None, timeout_s: float = 600) -> str:
     """Run ``tests/firmware/mp/<script>`` and return its stdout; fail the test on a non-zero exit."""
     command = [micropython_binary()]
     if heapsize:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 from tflite_micro.python.tflite_micro import runtime
 
-from tests.support.micropython import MP_SCRIPTS, REPO, micropython_binary
+from tests.support.micropython import run_micropython
 
 MODELS = Path(__file__).resolve().parents[1] / "firmware" / "models"
 
@@ -58,23 +57,16 @@ def _dequantize_scale(model: bytes) -> float:
     raise ValueError("float output without a DEQUANTIZE op")
 
 
-def run_micropython(
+def run_firmware(
     model_path: Path, inputs: npt.NDArray[Any], out_dtype: Any, kernels: str, tmp: Path
 ) -> tuple[npt.NDArray[Any], dict[str, Any]]:
+    """The firmware interpreter under MicroPython over ``inputs``: its outputs and run info."""
     src = tmp / "inputs.bin"
     dst = tmp / "outputs.bin"
     inputs.tofile(src)
-    result = subprocess.run(
-        [micropython_binary(), str(MP_SCRIPTS / "tflite_run.py"), str(model_path), str(src), str(dst), kernels],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={"MICROPYPATH": f".frozen:{REPO}", "PATH": "/usr/bin:/bin"},
+    info: dict[str, Any] = json.loads(
+        run_micropython("tflite_run.py", str(model_path), str(src), str(dst), kernels)
     )
-    if result.returncode:
-        raise AssertionError(f"micropython failed:\n{result.stdout}\n{result.stderr}")
-    info: dict[str, Any] = json.loads(result.stdout)
     return np.fromfile(dst, dtype=out_dtype).reshape(len(inputs), -1), info
 
 
