@@ -14,6 +14,7 @@ from firmware_py.errors import EdgeError, SensorError
 from firmware_py.mqtt import MQTTClient
 from firmware_py.node import StreamNode
 from firmware_py.outbox import NEWEST_FIRST, OLDEST_FIRST, Outbox
+from firmware_py.sensors.sampler import SensorSource as _PACED  # sources that keep time themselves
 from firmware_py.seqstore import SeqStore
 from firmware_py.sources import ReplaySource, SineSource
 from firmware_py.status import offline_payload, status_payload
@@ -191,11 +192,9 @@ class NodeApp:
             stream = sys.stdin.buffer if src["path"] == "-" else open(src["path"], "rb")
             self._files.append(stream)
             return ReplaySource(stream, s["channels"], s["window"], period_us, self.t_start_us), s["scales"]
-        from firmware_py.sensors.sampler import SensorSource
-
         sensor = _sensor(src)
         sensor.init()
-        return SensorSource(sensor, s["window"], period_us, now_us), s["scales"] or sensor.scales
+        return _PACED(sensor, s["window"], period_us, now_us), s["scales"] or sensor.scales
 
     def _down(self, stream, exc):
         stream.node = None
@@ -313,18 +312,6 @@ class NodeApp:
             if f is not getattr(sys.stdin, "buffer", None):
                 f.close()
         self.outbox.close()
-
-
-def _paced_types():
-    try:
-        from firmware_py.sensors.sampler import SensorSource
-
-        return SensorSource
-    except ImportError:
-        return ()
-
-
-_PACED = _paced_types()  # sources that keep time themselves (live sensors)
 
 
 def _filters(dsp, rate_hz, channels):
