@@ -14,7 +14,7 @@ from firmware_py.errors import EdgeError, SensorError
 from firmware_py.mqtt import MQTTClient
 from firmware_py.node import StreamNode
 from firmware_py.outbox import NEWEST_FIRST, OLDEST_FIRST, Outbox
-from firmware_py.sensors.sampler import SensorSource as _PACED  # sources that keep time themselves
+from firmware_py.sensors.sampler import SensorSource  # a live sensor keeps time itself
 from firmware_py.seqstore import SeqStore
 from firmware_py.sources import ReplaySource, SineSource
 from firmware_py.status import offline_payload, status_payload
@@ -194,7 +194,7 @@ class NodeApp:
             return ReplaySource(stream, s["channels"], s["window"], period_us, self.t_start_us), s["scales"]
         sensor = _sensor(src)
         sensor.init()
-        return _PACED(sensor, s["window"], period_us, now_us), s["scales"] or sensor.scales
+        return SensorSource(sensor, s["window"], period_us, now_us), s["scales"] or sensor.scales
 
     def _down(self, stream, exc):
         stream.node = None
@@ -264,7 +264,7 @@ class NodeApp:
                 if node is None:
                     continue
                 live += 1
-                if speed and not isinstance(node.source, _PACED):
+                if speed and not isinstance(node.source, SensorSource):
                     window_ms = node.source.n_samples * node.source.period_us // 1000
                     due = ticks_add(started, (produced + 1) * window_ms * 1000 // int(speed * 1000))
                     while ticks_diff(due, ticks_ms()) > 0:
