@@ -3,6 +3,7 @@ INT32: int
 INT8: int
 MAX_VERSION: dict[int, int]
 OP_NAMES: dict[int, str]
+TYPE_NAMES: dict[int, str]
 
 def op_name(code: int) -> str: ...
 
