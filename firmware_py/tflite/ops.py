@@ -441,6 +441,49 @@ class Reshape(Step):
             copy_bytes(self.y.arena, self.y.offset, self.x.view, self.x.nbytes)
 
 
+class Concat(Step):
+    """CONCATENATION of int8 tensors that share the output's quantization (as TFLM requires: the converter puts
+    a QUANTIZE in front of any input that does not)."""
+
+    def __init__(self, op, graph, kernels):
+        super().__init__(op, graph, kernels)
+        y = self.y
+        self.need(y, s.INT8, "output")
+        options = op.options
+        axis = options.scalar(0, "i") if options is not None else 0
+        if options is not None and options.scalar(1, "b") != s.ACT_NONE:
+            _fail(op, "a fused activation on CONCATENATION is not supported")
+        rank = len(y.shape)
+        axis = axis + rank if axis < 0 else axis
+        self.inputs = [self.t[i] for i in op.inputs]
+        outer = _product(y.shape[:axis])
+        self.outer = outer
+        self.chunks = []  # bytes per outer step, per input
+        for t in self.inputs:
+            self.need(t, s.INT8, "input")
+            if t.scales != y.scales or t.zero_points != y.zero_points:
+                _fail(op, "inputs must share the output's quantization")
+            if len(t.shape) != rank or t.size % max(outer, 1):
+                _fail(op, "input %r does not concatenate into %r on axis %d" % (t.shape, y.shape, axis))
+            self.chunks.append(t.size // outer)
+        if sum(self.chunks) * outer != y.size:
+            _fail(op, "inputs do not add up to the output")
+        self._copies = None
+
+    def run(self, acc):
+        if self._copies is None:  # slices made once, after the arena is planned; reused without allocating
+            copies = []
+            out_at = self.y.offset
+            for o in range(self.outer):
+                for t, n in zip(self.inputs, self.chunks):
+                    copies.append((out_at, t.view[o * n : (o + 1) * n], n))
+                    out_at += n
+            self._copies = copies
+        arena = self.y.arena
+        for at, src, n in self._copies:
+            copy_bytes(arena, at, src, n)
+
+
 class Mean(Step):
     def __init__(self, op, graph, kernels):
         super().__init__(op, graph, kernels)
@@ -595,6 +638,8 @@ def build(op, graph, kernels):
         return Binary(op, graph, kernels)
     if code in (s.RESHAPE, s.EXPAND_DIMS, s.SQUEEZE):
         return Reshape(op, graph, kernels)
+    if code == s.CONCATENATION:
+        return Concat(op, graph, kernels)
     if code == s.MEAN:
         return Mean(op, graph, kernels)
     if code == s.SOFTMAX:

@@ -15,6 +15,7 @@ TYPE_SIZES = {0: 4, 2: 4, 4: 8, 9: 1}
 # version when it starts using a feature the older kernels lack; types are checked separately at prepare).
 ADD = 0
 AVERAGE_POOL_2D = 1
+CONCATENATION = 2
 CONV_2D = 3
 DEPTHWISE_CONV_2D = 4
 DEQUANTIZE = 6
@@ -35,6 +36,7 @@ QUANTIZE = 114
 OP_NAMES = {
     ADD: "ADD",
     AVERAGE_POOL_2D: "AVERAGE_POOL_2D",
+    CONCATENATION: "CONCATENATION",
     CONV_2D: "CONV_2D",
     DEPTHWISE_CONV_2D: "DEPTHWISE_CONV_2D",
     DEQUANTIZE: "DEQUANTIZE",
@@ -52,7 +54,6 @@ OP_NAMES = {
     EXPAND_DIMS: "EXPAND_DIMS",
     QUANTIZE: "QUANTIZE",
     # Common ones we do not run, so a refusal names them.
-    2: "CONCATENATION",
     34: "PAD",
     41: "SUB",
     45: "STRIDED_SLICE",
@@ -74,6 +75,7 @@ OP_NAMES = {
 MAX_VERSION = {
     ADD: 5,
     AVERAGE_POOL_2D: 3,
+    CONCATENATION: 4,
     CONV_2D: 8,
     DEPTHWISE_CONV_2D: 7,
     DEQUANTIZE: 6,
@@ -163,8 +165,9 @@ class Graph:
         self.outputs = outputs
 
 
-def parse(buf):
-    """Read a .tflite file's first subgraph; refuse anything the interpreter cannot run, naming it."""
+def parse(buf, check_ops=True):
+    """Read a .tflite file's first subgraph; refuse anything the interpreter cannot run, naming it.
+    check_ops=False reads any model (the host describes gateway models with it)."""
     if len(buf) < 8 or bytes(buf[4:8]) != b"TFL3":
         raise ModelError("not a TensorFlow Lite model (no TFL3 identifier)")
     model = root(buf)
@@ -176,7 +179,7 @@ def parse(buf):
         deprecated = oc.scalar(0, "b")
         builtin = oc.scalar(3, "i")
         code = max(deprecated, builtin)
-        if oc.has(1) and oc.string(1):
+        if check_ops and oc.has(1) and oc.string(1):
             raise ModelError("custom op %r is not supported" % oc.string(1))
         codes.append((code, oc.scalar(2, "i", 1)))
     subgraphs = model.tables(2)
@@ -205,9 +208,9 @@ def parse(buf):
     ops = []
     for i, o in enumerate(g.tables(3)):
         code, version = codes[o.scalar(0, "I")]
-        if code not in MAX_VERSION:
+        if check_ops and code not in MAX_VERSION:
             raise ModelError("op %d: %s is not supported by this interpreter" % (i, op_name(code)))
-        if version > MAX_VERSION[code]:
+        if check_ops and version > MAX_VERSION[code]:
             raise ModelError(
                 "op %d: %s version %d is newer than supported (%d)"
                 % (i, op_name(code), version, MAX_VERSION[code])

@@ -28,6 +28,7 @@ OP_MODELS = {
     "squeeze_expand": {"RESHAPE", "FULLY_CONNECTED", "MEAN", "SQUEEZE", "EXPAND_DIMS"},
     "relu_requantize": {"RELU", "CONV_2D", "RESHAPE", "QUANTIZE"},
     "fc256": {"FULLY_CONNECTED"},
+    "concat": {"RESHAPE", "CONV_2D", "FULLY_CONNECTED", "MEAN", "CONCATENATION"},
 }
 N_INPUTS = 1000
 SHIPPED = sorted(

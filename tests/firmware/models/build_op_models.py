@@ -96,6 +96,15 @@ def fc256() -> Model:
     return keras.Model(x, layers.Dense(32)(x))
 
 
+def concat() -> Model:
+    """A window, its learned summary and its channel means side by side: the node encoder's output shape."""
+    x = keras.Input(batch_size=1, shape=(16, 4))
+    h = layers.Conv1D(6, 3, padding="same", activation="relu")(x)
+    learned = layers.Dense(5)(layers.Flatten()(h))
+    means = layers.GlobalAveragePooling1D()(x)
+    return keras.Model(x, layers.Concatenate()([learned, means]))
+
+
 def float_io() -> Model:
     x = keras.Input(batch_size=1, shape=(8,))
     return keras.Model(x, layers.Dense(4, activation="sigmoid")(layers.Dense(6, activation="relu")(x)))
@@ -111,6 +120,7 @@ MODELS: dict[str, tuple[Callable[[], Model], bool]] = {
     "reshapes": (reshapes, False),
     "float_io": (float_io, True),  # float32 in and out: QUANTIZE and DEQUANTIZE at the edges
     "fc256": (fc256, False),
+    "concat": (concat, False),
 }
 
 

@@ -1,4 +1,7 @@
 FLOAT32: int
+FULLY_CONNECTED: int
+CONV_2D: int
+DEPTHWISE_CONV_2D: int
 INT32: int
 INT8: int
 MAX_VERSION: dict[int, int]
@@ -36,4 +39,4 @@ class Graph:
     inputs: list[int]
     outputs: list[int]
 
-def parse(buf: bytes | bytearray) -> Graph: ...
+def parse(buf: bytes | bytearray, check_ops: bool = ...) -> Graph: ...
