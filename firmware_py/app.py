@@ -142,9 +142,12 @@ class NodeApp:
             self._down(stream, exc)
             return
         encoder = frame.FrameEncoder(self.node_id, s["window"], s["channels"], period_us, frame.INT16, scales)
-        embedder = None
-        if s["model"] is not None:
+        embedder = prescorer = None
+        m = s["model"]
+        if m is not None:
             embedder = self._embedder(s, period_us, scales)
+            if m["send"] == "event":
+                prescorer = self._prescorer(s, scales)
         node = StreamNode(
             self.site,
             self.node_id,
@@ -154,22 +157,43 @@ class NodeApp:
             encoder,
             filters=_filters(s["dsp"], s["rate_hz"], s["channels"]),
             embedder=embedder,
-            send_raw=s["model"] is None or s["model"]["send"] == "both",
+            send_raw=m is None or m["send"] == "both",
+            prescorer=prescorer,
         )
         node.seq = self.seqs.first(node.topic, self.outbox)
         stream.node = node
         stream.error = None
 
-    def _embedder(self, s, period_us, scales):
-        from firmware_py.embedding import Embedder
+    def _load_model(self, s, path, role):
         from firmware_py.tflite.interpreter import Interpreter
 
-        m = s["model"]
-        with open(m["path"], "rb") as f:
+        with open(path, "rb") as f:
             data = f.read()
-        self.models[s["name"]] = {"path": m["path"], "bytes": len(data)}
-        return Embedder(
-            Interpreter(data), self.node_id, s["window"], s["channels"], period_us, scales, m["mean"], m["std"]
+        self.models[s["name"] + "/" + role] = {"path": path, "bytes": len(data)}
+        return Interpreter(data)
+
+    def _embedder(self, s, period_us, scales):
+        from firmware_py.embedding import Embedder
+
+        m = s["model"]
+        model = self._load_model(s, m["path"], "encoder")
+        return Embedder(model, self.node_id, s["window"], s["channels"], period_us, scales, m["mean"], m["std"])
+
+    def _prescorer(self, s, scales):
+        from firmware_py.embedding import Prescorer
+
+        m = s["model"]
+        model = self._load_model(s, m["prescore"], "prescore")
+        return Prescorer(
+            model,
+            s["window"],
+            s["channels"],
+            scales,
+            m["threshold"],
+            m["mean"],
+            m["std"],
+            m["calibrate_windows"],
+            m["quantile"],
         )
 
     def _source(self, s, period_us):

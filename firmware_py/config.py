@@ -174,10 +174,16 @@ def _model(raw, path, channels):
         return None
     out = {
         "path": _check(raw, path, "path", "str"),
-        "send": _check(raw, path, "send", "str", "embedding", choices=("embedding", "both")),
+        "send": _check(raw, path, "send", "str", "embedding", choices=("embedding", "both", "event")),
         "mean": _check(raw, path, "mean", "list", None),
         "std": _check(raw, path, "std", "list", None),
+        "prescore": _check(raw, path, "prescore", "str", None),  # path of the pre-score model ("event")
+        "threshold": _check(raw, path, "threshold", "number", 0.5),
+        "calibrate_windows": _check(raw, path, "calibrate_windows", "int", 0, 0, 10000),
+        "quantile": _check(raw, path, "quantile", "number", 0.9, 0, 1),
     }
+    if out["send"] == "event" and out["prescore"] is None:
+        raise ConfigError('%sprescore: required when send is "event"' % path)
     for key in ("mean", "std"):
         values = out[key]
         if values is not None and len(values) != channels:

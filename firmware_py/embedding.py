@@ -1,5 +1,6 @@
-# The node half of a partitioned model: an int8 TFLite model run on every window, its output sent as an
-# EMBEDDING frame (docs/protocol.md) instead of, or beside, the raw samples.
+# Models a node runs on every window: the encoder (the node half of a partitioned model, whose output goes as an
+# EMBEDDING frame instead of, or beside, the raw samples) and the pre-score (which decides when the raw window
+# goes too: event-triggered raw).
 #
 # Input quantization is integer-only: raw count x of channel c becomes
 #   q = clamp(round(x * scale_c / (std_c * s_in)) + round(-mean_c / (std_c * s_in)) + zp_in)
@@ -16,8 +17,14 @@ from firmware_py.tflite import exact
 from firmware_py.tflite.schema import INT8
 
 
-class Embedder:
-    def __init__(self, interpreter, node_id, n_samples, n_channels, period_us, scales, mean=None, std=None):
+def _f32(bits):
+    return struct.unpack("<f", struct.pack("<I", bits))[0]
+
+
+class WindowModel:
+    """An int8 model fed one window of raw int16 counts."""
+
+    def __init__(self, interpreter, n_samples, n_channels, scales, mean=None, std=None):
         t_in = interpreter.input
         t_out = interpreter.output
         if t_in.dtype != INT8 or t_out.dtype != INT8:
@@ -47,20 +54,10 @@ class Embedder:
             self.bias[c] = t_in.zero_point + (int(v + 0.5) if v >= 0 else -int(-v + 0.5))
         self.inp = array("b", [0] * t_in.size)
         self.out = array("b", [0] * t_out.size)
-        self.encoder = frame.FrameEncoder(
-            node_id,
-            1,
-            t_out.size,
-            n_samples * period_us,
-            frame.INT8,
-            [_f32(t_out.scale)],
-            t_out.zero_point,
-            frame.EMBEDDING,
-        )
         self.last_us = None
 
-    def embed(self, seq, t0_us, samples):
-        """Quantize the window, run the model, and return the EMBEDDING frame (valid until the next call)."""
+    def run(self, samples):
+        """Quantize the window and run the model; the result is in ``out``."""
         inp = self.inp
         mult = self.mult
         shift = self.shift
@@ -81,8 +78,60 @@ class Embedder:
         started = ticks_us()
         self.model.run(inp, self.out)
         self.last_us = ticks_diff(ticks_us(), started)
+
+
+class Embedder(WindowModel):
+    def __init__(self, interpreter, node_id, n_samples, n_channels, period_us, scales, mean=None, std=None):
+        super().__init__(interpreter, n_samples, n_channels, scales, mean, std)
+        t_out = interpreter.output
+        self.encoder = frame.FrameEncoder(
+            node_id,
+            1,
+            t_out.size,
+            n_samples * period_us,
+            frame.INT8,
+            [_f32(t_out.scale)],
+            t_out.zero_point,
+            frame.EMBEDDING,
+        )
+
+    def embed(self, seq, t0_us, samples):
+        """Run the encoder on the window; return its EMBEDDING frame (valid until the next call)."""
+        self.run(samples)
         return self.encoder.encode(seq, t0_us, self.out)
 
 
-def _f32(bits):
-    return struct.unpack("<f", struct.pack("<I", bits))[0]
+class Prescorer(WindowModel):
+    """A one-output model whose score marks a window worth sending raw: above a fixed ``threshold`` (in the
+    output's real units), or -- with ``calibrate`` windows -- above the ``quantile`` of the node's own first
+    ``calibrate`` scores (nothing fires while it calibrates). Calibration allocates once, when it ends."""
+
+    def __init__(
+        self, interpreter, n_samples, n_channels, scales, threshold, mean=None, std=None, calibrate=0, quantile=0.9
+    ):
+        super().__init__(interpreter, n_samples, n_channels, scales, mean, std)
+        t_out = interpreter.output
+        if t_out.size != 1:
+            raise ModelError("a pre-score model has one output, this one %d" % t_out.size)
+        v = threshold / _f32(t_out.scale)
+        self.threshold_q = t_out.zero_point + (int(v + 0.5) if v >= 0 else -int(-v + 0.5))
+        self.quantile = quantile
+        self.seen = array("b", [0] * calibrate)
+        self.calibrating = calibrate
+        self.fired = 0
+
+    def fires(self, samples):
+        self.run(samples)
+        score = self.out[0]
+        if self.calibrating:
+            n = len(self.seen)
+            self.seen[n - self.calibrating] = score
+            self.calibrating -= 1
+            if not self.calibrating:
+                ordered = sorted(self.seen)
+                self.threshold_q = ordered[min(n - 1, int(self.quantile * (n - 1) + 0.5))]
+            return False
+        if score > self.threshold_q:
+            self.fired += 1
+            return True
+        return False

@@ -12,7 +12,18 @@ SEQ_MASK = 0xFFFFFFFF
 
 class StreamNode:
     def __init__(
-        self, site, node_id, stream, source, link, encoder, first_seq=0, filters=(), embedder=None, send_raw=True
+        self,
+        site,
+        node_id,
+        stream,
+        source,
+        link,
+        encoder,
+        first_seq=0,
+        filters=(),
+        embedder=None,
+        send_raw=True,
+        prescorer=None,
     ):
         if source.n_samples * source.n_channels != encoder.n_values:
             raise ValueError("source and encoder shapes differ")
@@ -22,7 +33,8 @@ class StreamNode:
         self.encoder = encoder
         self.filters = filters  # (filter, channel) pairs, applied in place, in order
         self.embedder = embedder
-        self.send_raw = send_raw or embedder is None
+        self.prescorer = prescorer  # when set (and send_raw is not), raw goes only when it fires, flagged EVENT
+        self.send_raw = send_raw or (embedder is None and prescorer is None)
         self.samples = array(frame.typecode(encoder.encoding), [0] * encoder.n_values)
         self.seq = first_seq & SEQ_MASK
         self.frames_sent = 0
@@ -41,6 +53,8 @@ class StreamNode:
             self._publish(self.embedder.embed(self.seq, t0_us, samples))
         if self.send_raw:
             self._publish(self.encoder.encode(self.seq, t0_us, samples, flags))
+        elif self.prescorer is not None and self.prescorer.fires(samples):
+            self._publish(self.encoder.encode(self.seq, t0_us, samples, flags | frame.FLAG_EVENT))
         return True
 
     def _publish(self, payload):

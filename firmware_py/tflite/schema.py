@@ -62,6 +62,7 @@ OP_NAMES = {
     53: "CAST",
     55: "MAXIMUM",
     56: "ARG_MAX",
+    69: "TILE",
     77: "SHAPE",
     83: "PACK",
     98: "LEAKY_RELU",

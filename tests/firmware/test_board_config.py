@@ -65,6 +65,22 @@ def test_defaults_fill_every_key() -> None:
             "holds 999",
         ),
         ({"watchdog_ms": -1}, "watchdog_ms: expected an integer in 0..3600000, got -1"),
+        (
+            {
+                "streams": [
+                    {"name": "vib", "source": {"kind": "mpu6050"}, "model": {"path": "e.tflite", "send": "event"}}
+                ]
+            },
+            'streams[0].model.prescore: required when send is "event"',
+        ),
+        (
+            {"streams": [{"name": "v", "source": {"kind": "mpu6050"}, "model": {"path": "e", "send": "raw"}}]},
+            "streams[0].model.send: expected one of embedding, both, event, got 'raw'",
+        ),
+        (
+            {"streams": [{"name": "v", "source": {"kind": "mpu6050"}, "model": {"path": "e", "quantile": 2}}]},
+            "streams[0].model.quantile: expected a number in 0..1, got 2",
+        ),
     ],
 )
 def test_each_bad_value_names_its_key(changes: dict[str, Any], message: str) -> None:
