@@ -22,13 +22,15 @@ from tflite_micro.python.tflite_micro import runtime
 
 REPO = Path(__file__).resolve().parents[1]
 MP = REPO / "tests" / "firmware" / "mp"
+HIL = REPO / "hil" / "scripts"
 MICROPYTHON = REPO / ".venv" / "bin" / "micropython"
 ENV = {"MICROPYPATH": f".frozen:{REPO}", "PATH": "/usr/bin:/bin"}
 
 
-def _mp(script: str, *args: str) -> dict[str, Any]:
+def _mp(script: str | Path, *args: str) -> dict[str, Any]:
+    path = script if isinstance(script, Path) else MP / script
     done = subprocess.run(
-        [str(MICROPYTHON), str(MP / script), *args],
+        [str(MICROPYTHON), str(path), *args],
         capture_output=True,
         text=True,
         env=ENV,
@@ -61,8 +63,8 @@ def main() -> None:
         f"{'python us':>9} {'speed-up':>8} {'tflm-host us':>12}"
     )
     for path in sorted(args.models.glob("*.tflite")):
-        viper = _mp("tflite_memory.py", str(path), "viper")
-        plain = _mp("tflite_memory.py", str(path), "python")
+        viper = _mp(HIL / "tflite_latency.py", str(path), "viper")
+        plain = _mp(HIL / "tflite_latency.py", str(path), "python")
         tflm = _tflm_us(path.read_bytes())
         print(
             f"{path.stem:16} {viper['model_bytes']:6d} {viper['load_heap']:9d} {viper['arena']:6d} "

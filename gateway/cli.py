@@ -85,10 +85,12 @@ async def _serve(settings: Settings) -> None:
 
 def _register_packages() -> None:
     from hil.cli import register as register_hil
+    from models.cli import register as register_models
     from simulators.cli import register as register_simulators
 
     register_simulators(app)
     register_hil(app)
+    register_models(app)
 
 
 _register_packages()

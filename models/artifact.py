@@ -27,7 +27,9 @@ from models.errors import ArtifactError
 
 SCHEMA = node_check.SCHEMA
 SEMVER = re.compile(r"\d+\.\d+\.\d+")
-Kind = Literal["node-encoder", "node-prescore", "gateway-decoder", "gateway-model"]
+# node-*: run by the firmware interpreter; float-reference: the float32 twin of node model NAME, named NAME-float
+# (the reference for its int8 tolerance; the gateway's encoder for raw windows); gateway-decoder: the gateway half.
+Kind = Literal["node-encoder", "node-prescore", "float-reference", "gateway-decoder"]
 
 
 class _Strict(BaseModel):
@@ -86,9 +88,13 @@ class Manifest(_Strict):
         return (json.dumps(doc, sort_keys=True, indent=1) + "\n").encode()
 
 
-def tensor_specs(model: bytes) -> tuple[list[TensorSpec], list[TensorSpec], list[str]]:
-    """Inputs, outputs and op names read from the .tflite itself (with the firmware's own parser)."""
-    graph = tfl.parse(model)
+def tensor_specs(model: bytes, node: bool) -> tuple[list[TensorSpec], list[TensorSpec], list[str]]:
+    """Inputs, outputs and op names read from the .tflite itself, with the firmware's own parser, which for a
+    node model also refuses any op or op version the node cannot run."""
+    try:
+        graph = tfl.parse(model, check_ops=node)
+    except ModelError as exc:
+        raise ArtifactError(f"not a model a node can run: {exc}") from exc
 
     def spec(index: int) -> TensorSpec:
         t = graph.tensors[index]
@@ -110,7 +116,7 @@ def paths(directory: Path, name: str) -> tuple[Path, Path, Path]:
 def write(directory: Path, manifest_fields: dict[str, Any], model: bytes) -> Manifest:
     """Write NAME.tflite and its manifest (specs, size and hash filled in from the model bytes)."""
     name = manifest_fields["name"]
-    inputs, outputs, ops = tensor_specs(model)
+    inputs, outputs, ops = tensor_specs(model, node=str(manifest_fields["kind"]).startswith("node-"))
     fields = {
         **manifest_fields,
         "schema": SCHEMA,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +20,7 @@ def time_split(series: Series, train_fraction: float) -> tuple[Series, Series]:
     return series.slice(0, cut), series.slice(cut, len(series))
 
 
-def windows(values: npt.NDArray[np.float64], window: int, hop: int) -> npt.NDArray[np.float64]:
+def windows(values: npt.NDArray[Any], window: int, hop: int) -> npt.NDArray[Any]:
     """(count, window, channels) windows starting every ``hop`` samples; the last partial window is dropped."""
     n = len(values)
     if n < window:

@@ -11,7 +11,9 @@ import numpy.typing as npt
 import pytest
 from tflite_micro.python.tflite_micro import runtime
 
-from gateway.protocol import Encoding, MessageType, decode
+from gateway.protocol import Encoding, Flag, MessageType, decode
+from models.report import node_quantize
+from tests.support import contract
 from tests.support.collector import Collector
 from tests.support.firmware_node import node_config, run_node
 from tests.support.servers import Mosquitto
@@ -88,3 +90,76 @@ def test_embedding_frames_carry_the_models_output(mosquitto: Mosquitto, tmp_path
         assert emb.t0_us == samples[k].t0_us and emb.period_us == WINDOW * 5000
         assert samples[k].values.tobytes() == raw[k].tobytes()  # raw frames still go, unfiltered here
     assert exact >= WINDOWS - 1
+
+
+SKAB = Path(__file__).resolve().parents[2] / "models" / "artifacts" / "skab"
+
+
+def test_event_mode_sends_raw_only_when_the_calibrated_prescore_fires(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The shipped SKAB encoder and pre-score on the node: it calibrates on its first windows (threshold: their
+    highest score), then sends every window as an embedding and, flagged EVENT, raw exactly when the pre-score
+    (as tflite-micro computes it) is above that threshold."""
+    features = contract.manifest(SKAB / "skab-prescore.manifest.json").features
+    window, channels = features.window, len(features.channels)
+    mean, std, scales = (np.array(v) for v in (features.mean, features.std, features.scales))
+    rng = np.random.default_rng(8)
+    calibration = 10
+    normal = mean + rng.normal(0, 0.3, size=(calibration, window, channels)) * std
+    shifted = normal.copy()
+    shifted[:, :, 2] += 5 * std[2]  # the motor current far above anything seen in training
+    physical = np.concatenate([normal, np.stack([normal, shifted], axis=1).reshape(-1, window, channels)])
+    counts = np.clip(np.round(physical / scales), -32768, 32767).astype("<i2")
+    (tmp_path / "samples.bin").write_bytes(counts.tobytes())
+
+    prescore = (SKAB / "skab-prescore.tflite").read_bytes()
+    s_in, zp_in = contract.input_details(prescore)["quantization"]
+    quantized = node_quantize(counts, scales, mean, std, float(s_in), int(zp_in))
+    scores = contract.run_tflm(prescore, quantized)[:, 0].astype(int)
+    threshold = scores[:calibration].max()
+    later = scores[calibration:]
+    # The normal windows are replayed calibration windows: the node scores them exactly as it did then, so they
+    # cannot exceed its threshold. The shifted ones must clear it by more than the interpreters' 1 LSB.
+    assert np.all(later[1::2] >= threshold + 2), "a shifted window within 1 LSB of the threshold"
+    fired = list(range(calibration + 1, len(counts), 2))
+
+    model = {
+        "path": str(SKAB / "skab-encoder.tflite"),
+        "send": "event",
+        "prescore": str(SKAB / "skab-prescore.tflite"),
+        "mean": list(mean),
+        "std": list(std),
+        "calibrate_windows": calibration,
+        "quantile": 1.0,
+        "threshold": 0.99,  # above every score here: the node must be using what it calibrated
+    }
+    cfg = node_config(
+        tmp_path / "n",
+        mosquitto.port,
+        node_id="ev",
+        streams=[
+            {
+                "name": "pump",
+                "channels": channels,
+                "window": window,
+                "rate_hz": 1,
+                "scales": list(scales),
+                "source": {"kind": "replay", "path": str(tmp_path / "samples.bin")},
+                "model": model,
+            }
+        ],
+    )
+    topic = "edgegen/v1/fw/ev/data/pump"
+    total = len(counts) + len(fired)
+    with Collector(mosquitto.url, topic, "c-ev") as sub:
+        run_node(cfg, None)
+        got = [decode(m.payload) for m in sub.wait_for(topic, total)]
+    assert [f.seq for f in got] == list(range(total))
+    embeddings = [f for f in got if f.msg_type is MessageType.EMBEDDING]
+    raw = [f for f in got if f.msg_type is MessageType.SAMPLES]
+    assert len(embeddings) == len(counts)
+    starts = [f.t0_us for f in embeddings]
+    assert [starts.index(f.t0_us) for f in raw] == fired
+    assert all(f.flags == Flag.EVENT for f in raw)
+    assert [f.values.tobytes() for f in raw] == [counts[k].tobytes() for k in fired]

@@ -12,6 +12,7 @@ import pytest
 from firmware_py.errors import ModelError
 from firmware_py.tflite import schema as fw_schema
 from firmware_py.tflite.interpreter import Interpreter
+from tests.support import contract
 from tests.support.tflite_compare import MODELS, lsb_diff, random_inputs, reference, run_firmware
 
 pytestmark = pytest.mark.micropython
@@ -31,9 +32,12 @@ OP_MODELS = {
     "concat": {"RESHAPE", "CONV_2D", "FULLY_CONNECTED", "MEAN", "CONCATENATION"},
 }
 N_INPUTS = 1000
-SHIPPED = sorted(
-    (Path(__file__).resolve().parents[2] / "models").rglob("*.tflite")
-)  # the node models, once trained
+ARTIFACTS = Path(__file__).resolve().parents[2] / "models" / "artifacts"
+SHIPPED = [  # the node models shipped in models/artifacts (their manifests say which are for nodes)
+    p.parent / contract.manifest(p).file.name
+    for p in sorted(ARTIFACTS.rglob("*.manifest.json"))
+    if contract.is_node(contract.manifest(p))
+]
 
 
 def _ops(model: bytes) -> set[str]:

@@ -1,0 +1,1 @@
+{"alg": "ed25519", "key_id": "fdf6d00de3241744", "sig": "2680e847a51cfccc4727ddccdf725401f947c83ab4f2dc3bc4afc8e107d38145cafdaa8459c97e5e69fd588bddf8dec2b51b35a82f6bc4de91475441de521f0f"}

@@ -1,0 +1,52 @@
+"""The report's scoring and pieces, against SKAB's published results and exact values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.data import skab
+from models.report import Confusion, calibrated_threshold, window_starts
+
+SKAB = Path(__file__).resolve().parents[3] / "shared" / "data" / "skab"
+
+
+@pytest.mark.skipif(not SKAB.is_dir(), reason="../shared/data/skab is not present")
+@pytest.mark.parametrize(
+    ("method", "f1", "far", "mar"),
+    [("Conv_AE", 0.78, 13.55, 28.02), ("MSET", 0.78, 39.73, 14.13), ("LSTM_AE", 0.74, 29.96, 25.92)],
+)
+def test_scoring_reproduces_the_skab_leaderboard(method: str, f1: float, far: float, mar: float) -> None:
+    """Our Confusion over the published methods' predictions gives the published F1, FAR and MAR."""
+    predictions = pd.read_csv(SKAB / "reference_predictions" / f"{method}.csv")
+    confusion = Confusion()
+    for e in skab.experiments(SKAB):
+        rows = predictions[predictions["file"] == f"{e.name}.csv"]
+        flags = rows["pred_anomaly"].to_numpy().astype(bool)
+        labels = e.anomaly[skab.SKAB_TRAIN_ROWS :] if e.anomaly is not None else None
+        assert labels is not None and len(flags) == len(labels)
+        confusion.add(flags, labels)
+    assert (round(confusion.f1, 2), round(confusion.far, 2), round(confusion.mar, 2)) == (f1, far, mar)
+
+
+def test_confusion_counts_and_rates() -> None:
+    c = Confusion()
+    c.add(np.array([True, True, False, False, True]), np.array([1, 0, 1, 0, 1], dtype=np.int8))
+    assert (c.tp, c.fp, c.fn, c.tn) == (2, 1, 1, 1)
+    assert c.f1 == pytest.approx(2 / 3)
+    assert c.far == 50.0
+    assert c.mar == pytest.approx(100 / 3)
+
+
+def test_window_starts_cover_every_test_row() -> None:
+    assert window_starts(40, 16) == [0, 16, 24]
+    assert window_starts(32, 16) == [0, 16]
+
+
+def test_calibrated_threshold_is_the_nodes_order_statistic() -> None:
+    scores = np.arange(25, dtype=np.float64)[::-1]
+    assert calibrated_threshold(scores, 0.9) == 22.0  # ordered[int(0.9 * 24 + 0.5)] = ordered[22]
+    assert calibrated_threshold(scores, 1.0) == 24.0

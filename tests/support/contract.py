@@ -1,0 +1,171 @@
+"""The model contract (docs/models.md): the checks every artifact passes, shipped or freshly trained.
+
+- signed and pinned: the signature verifies with a trusted key and the file matches the manifest's size and hash;
+- the manifest matches the file: tensor specs, quantization and ops are what the file holds;
+- node models run on a node: only ops (and op versions) the firmware interpreter supports, at most 16 KB;
+- inputs are not mutated and outputs are deterministic, in ai-edge-litert and in the firmware interpreter;
+- int8 within tolerance of its float32 reference (NAME-float), on probe windows: relative RMS error at most
+  INT8_RMS_TOLERANCE and no output further than INT8_MAX_TOLERANCE of the float output's range;
+- ai-edge-litert and tflite-micro agree within 1 LSB on int8 outputs (float32: to float rounding).
+"""
+
+from __future__ import annotations
+
+from array import array
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from ai_edge_litert.interpreter import Interpreter as LiteRT
+from tflite_micro.python.tflite_micro import runtime
+
+from firmware_py.tflite.interpreter import Interpreter as Firmware
+from models import artifact
+from models.artifact import Manifest
+
+NODE_MODEL_MAX_BYTES = 16 * 1024
+INT8_RMS_TOLERANCE = 0.05
+INT8_MAX_TOLERANCE = 0.05
+FLOAT_RTOL = 1e-4
+
+
+def manifest(path: Path) -> Manifest:
+    return Manifest.model_validate_json(path.read_bytes())
+
+
+def model_bytes(manifest_path: Path) -> bytes:
+    return (manifest_path.parent / manifest(manifest_path).file.name).read_bytes()
+
+
+def is_node(m: Manifest) -> bool:
+    return m.kind.startswith("node-")
+
+
+def litert(model: bytes) -> LiteRT:
+    interpreter = LiteRT(model_content=model)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def run_litert(model: bytes, inputs: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Outputs in the file's own type; checks on the way that each input is left as it was given."""
+    interpreter = litert(model)
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    outs = []
+    for x in inputs:
+        given = x[None, ...].copy()
+        interpreter.set_tensor(inp["index"], given)
+        interpreter.invoke()
+        if not np.array_equal(interpreter.get_tensor(inp["index"]), x[None, ...]):
+            raise AssertionError("ai-edge-litert: the input tensor changed during invoke")
+        if not np.array_equal(given, x[None, ...]):
+            raise AssertionError("ai-edge-litert: the caller's input array changed")
+        outs.append(interpreter.get_tensor(out["index"])[0].copy())
+    return np.asarray(outs)
+
+
+def run_tflm(model: bytes, inputs: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    interpreter = runtime.Interpreter.from_bytes(model)
+    outs = []
+    for x in inputs:
+        interpreter.set_input(x[None, ...], 0)
+        interpreter.invoke()
+        outs.append(interpreter.get_output(0)[0].copy())
+    return np.asarray(outs)
+
+
+def run_firmware(model: bytes, inputs: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
+    """The node's interpreter (plain-Python kernels on CPython), caller-owned buffers as on a node."""
+    interpreter = Firmware(model)
+    out = array("b", bytes(interpreter.output_size))
+    outs = []
+    for x in inputs:
+        buffer = array("b", x.reshape(-1).tobytes())
+        before = bytes(buffer)
+        interpreter.run(buffer, out)
+        if bytes(buffer) != before:
+            raise AssertionError("firmware interpreter: the caller's input buffer changed")
+        outs.append(np.frombuffer(bytes(out), dtype=np.int8))
+    return np.asarray(outs)
+
+
+def input_details(model: bytes) -> dict[str, Any]:
+    details: dict[str, Any] = litert(model).get_input_details()[0]
+    return details
+
+
+def random_inputs(model: bytes, n: int, seed: int) -> npt.NDArray[Any]:
+    """Uniform over int8 for int8 inputs; standard normal (the normalised feature scale) for float32 ones."""
+    details = input_details(model)
+    rng = np.random.default_rng(seed)
+    shape = (n, *details["shape"][1:])
+    if details["dtype"] == np.int8:
+        return rng.integers(-128, 128, size=shape, dtype=np.int8)
+    return rng.normal(0.0, 1.0, size=shape).astype(np.float32)
+
+
+def quantize(model: bytes, x: npt.NDArray[np.float32]) -> npt.NDArray[np.int8]:
+    scale, zero_point = input_details(model)["quantization"]
+    q: npt.NDArray[np.int8] = np.clip(np.round(x / float(scale)) + int(zero_point), -128, 127).astype(np.int8)
+    return q
+
+
+def dequantize_output(model: bytes, q: npt.NDArray[np.int8]) -> npt.NDArray[np.float64]:
+    scale, zero_point = litert(model).get_output_details()[0]["quantization"]
+    result: npt.NDArray[np.float64] = (q.astype(np.float64) - zero_point) * scale
+    return result
+
+
+def int8_error(int8_model: bytes, float_model: bytes, probes: npt.NDArray[np.float32]) -> tuple[float, float]:
+    """(relative RMS error, largest error as a share of the float output's range) of the int8 model against
+    its float32 reference, both fed the same normalised windows."""
+    reference = run_litert(float_model, probes).astype(np.float64)
+    ours = dequantize_output(int8_model, run_litert(int8_model, quantize(int8_model, probes)))
+    error = ours - reference
+    rms = float(np.sqrt(np.mean(error**2)) / np.sqrt(np.mean(reference**2)))
+    spread = float(reference.max() - reference.min()) or 1.0
+    return rms, float(np.abs(error).max() / spread)
+
+
+def check_signed(manifest_path: Path, trusted: dict[str, str]) -> Manifest:
+    return artifact.verify(manifest_path, trusted)
+
+
+def check_matches_file(manifest_path: Path) -> None:
+    m = manifest(manifest_path)
+    inputs, outputs, ops = artifact.tensor_specs(model_bytes(manifest_path), node=is_node(m))
+    assert (m.inputs, m.outputs, m.ops) == (inputs, outputs, ops)
+    if m.kind != "gateway-decoder":  # models fed windows: the feature spec describes their input
+        assert m.inputs[0].shape == [1, m.features.window, len(m.features.channels)]
+    assert len(m.features.mean) == len(m.features.std) == len(m.features.scales) == len(m.features.channels)
+
+
+def check_runs_on_a_node(manifest_path: Path) -> None:
+    model = model_bytes(manifest_path)
+    assert len(model) <= NODE_MODEL_MAX_BYTES, f"{len(model)} bytes"
+    Firmware(model)  # parses and plans its arena, refusing any op it cannot run
+
+
+def check_deterministic(manifest_path: Path, seed: int = 3) -> None:
+    model = model_bytes(manifest_path)
+    inputs = random_inputs(model, 20, seed)
+    first = run_litert(model, inputs)
+    assert np.array_equal(first, run_litert(model, inputs[::-1])[::-1])  # order and state do not matter
+    if is_node(manifest(manifest_path)):
+        assert np.array_equal(run_firmware(model, inputs), run_firmware(model, inputs))
+
+
+def check_interpreters_agree(manifest_path: Path, n: int = 1000, seed: int = 7) -> float:
+    """ai-edge-litert against tflite-micro; returns the share of bit-exact outputs."""
+    model = model_bytes(manifest_path)
+    inputs = random_inputs(model, n, seed)
+    a = run_litert(model, inputs)
+    b = run_tflm(model, inputs)
+    if a.dtype == np.int8:
+        diff = np.abs(a.astype(int) - b.astype(int))
+        assert diff.max() <= 1, f"{int((diff > 1).sum())} outputs differ by more than 1 LSB"
+        return float(np.mean(diff == 0))
+    np.testing.assert_allclose(a, b, rtol=FLOAT_RTOL, atol=FLOAT_RTOL * float(np.abs(a).max()))
+    return float(np.mean(a == b))
