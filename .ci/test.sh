@@ -2,9 +2,11 @@
 # edgegen's test command (the README's second command; .ci/run calls it).
 #
 # On a fresh Debian machine: installs mosquitto, InfluxDB 1.x, openssl and python3-venv with apt when missing, creates
-# .venv, installs the project with its dev extra, then runs ruff, mypy and pytest. The test session starts its own
+# .venv, installs the project with its dev and train extras (tensorflow-cpu: the tests train tiny models), then runs
+# ruff, mypy and pytest. The test session starts its own
 # mosquitto and influxd on 127.0.0.1 (free ports, temporary directories) and stops them at the end
-# (tests/support/servers.py); TESTS_REQUIRE_SERVERS=1 makes a missing server a failure instead of a skip.
+# (tests/support/servers.py); TESTS_REQUIRE_SERVERS=1 makes a missing server a failure instead of a skip, and
+# TESTS_REQUIRE_TRAIN=1 does the same for a missing TensorFlow.
 # Exits non-zero on any failure, including "no tests ran".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,8 +28,8 @@ if [ ! -x .venv/bin/python ]; then
     echo "== creating .venv"
     python3 -m venv .venv
 fi
-echo "== installing edgegen[dev] into .venv"
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+echo "== installing edgegen[dev,train] into .venv"
+.venv/bin/python -m pip install --quiet -e '.[dev,train]'
 
 echo "== ruff"
 .venv/bin/ruff check .
@@ -35,5 +37,5 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
-export TESTS_REQUIRE_SERVERS=1
+export TESTS_REQUIRE_SERVERS=1 TESTS_REQUIRE_TRAIN=1
 .venv/bin/python -m pytest "$@"

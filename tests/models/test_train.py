@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,10 @@ import pytest
 from models import artifact
 from tests.support import contract, skab_like
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("tensorflow") is None, reason="training needs the train extra (tensorflow-cpu)"
-)
+HAVE_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
+if not HAVE_TENSORFLOW and os.environ.get("TESTS_REQUIRE_TRAIN") == "1":
+    raise RuntimeError("TESTS_REQUIRE_TRAIN=1 but TensorFlow is missing: pip install -e '.[train]'")
+pytestmark = pytest.mark.skipif(not HAVE_TENSORFLOW, reason="training needs the train extra (tensorflow-cpu)")
 EDGEGEN = str(Path(sys.executable).with_name("edgegen"))
 
 
