@@ -5,8 +5,11 @@
 # Input quantization is integer-only: raw count x of channel c becomes
 #   q = clamp(round(x * scale_c / (std_c * s_in)) + round(-mean_c / (std_c * s_in)) + zp_in)
 # with the ratio held as a Q31 multiplier computed once, exactly (firmware_py/tflite/exact.py), and one rounding
-# (half away from zero) per value -- not gemmlowp's two, which would round differently on ties -- so nothing is
-# allocated per window. (Rounding the two terms separately may differ by one step from rounding their sum.)
+# (half away from zero) per value -- not gemmlowp's two, which would round differently on ties. On 64-bit ports
+# nothing is allocated per window; on 32-bit ones the Q31 multiplier and x * multiplier are long ints, two small
+# heap objects per value. (Rounding the two terms separately may differ by one step from rounding their sum.)
+# The multiplier and bias come from the config's floats: a port with single-precision floats may compute them one
+# ulp apart from the host's models.report.node_quantize, which assumes double precision.
 import struct
 from array import array
 
@@ -113,8 +116,12 @@ class Prescorer(WindowModel):
         t_out = interpreter.output
         if t_out.size != 1:
             raise ModelError("a pre-score model has one output, this one %d" % t_out.size)
+        # real score (q - zp) * scale > threshold  <=>  q > zp + floor(threshold / scale), q an integer
         v = threshold / _f32(t_out.scale)
-        self.threshold_q = t_out.zero_point + (int(v + 0.5) if v >= 0 else -int(-v + 0.5))
+        steps = int(v)
+        if steps > v:
+            steps -= 1
+        self.threshold_q = t_out.zero_point + steps
         self.quantile = quantile
         self.seen = array("b", [0] * calibrate)
         self.calibrating = calibrate

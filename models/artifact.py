@@ -193,11 +193,20 @@ def verify(
         manifest_bytes = manifest_path.read_bytes()
         signature = manifest_path.with_suffix(".sig").read_bytes()
         declared = json.loads(manifest_bytes)["file"]["name"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{manifest_path}: {exc}") from exc
+    if not isinstance(declared, str) or Path(declared).name != declared or declared in ("", ".", ".."):
+        where = f"the model file must sit next to its manifest, not {declared!r}"
+        raise ArtifactError(f"{manifest_path.name}: {where}")
+    try:
         model = (directory / declared).read_bytes()
-    except (OSError, ValueError, KeyError) as exc:
+    except OSError as exc:
         raise ArtifactError(f"{manifest_path}: {exc}") from exc
     try:
         node_check.check(manifest_bytes, signature, trusted, model, board_class, installed_sequence)
     except ModelError as exc:
         raise ArtifactError(f"{manifest_path.name}: {exc}") from None
-    return Manifest.model_validate_json(manifest_bytes)
+    try:
+        return Manifest.model_validate_json(manifest_bytes)
+    except ValidationError as exc:  # signed, but not a manifest this version understands in full
+        raise ArtifactError(f"{manifest_path.name}: {exc}") from exc

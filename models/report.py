@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +41,7 @@ from models.task import Task
 QUANTILE = 0.99
 EVENT_QUANTILE = 0.9  # a node fires its pre-score above this quantile of its own first windows' scores
 NODE_ID = "pump-01"
+RawEncoding = Literal["int16", "float32"]  # how raw windows travel: int16 frames or float32 JSON
 HIL_SCRIPT = Path(__file__).resolve().parents[1] / "hil" / "scripts" / "tflite_latency.py"
 
 
@@ -103,12 +104,13 @@ class Model:
         return result
 
     def feed(self, task: Task, raw: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Run on raw physical windows (n, window, channels): int8 models get the node's integer input."""
+        """Run on physical windows (n, window, channels) as a node samples them, in int16 counts: int8 models get
+        the node's integer input quantization, float ones the counts normalised."""
+        counts = task.as_counts(raw)
         if self.int8:
             scale, zp = self.inp["quantization"]
-            counts = task.as_counts(raw)
             return self.run(node_quantize(counts, task.scales, task.mean, task.std, float(scale), int(zp)))
-        return self.run(task.normalise(raw))
+        return self.run(task.normalise(counts * task.scales))
 
     def litert_us(self, runs: int = 2000) -> float:
         self.interpreter.set_tensor(self.inp["index"], np.zeros(self.inp["shape"], dtype=self.inp["dtype"]))
@@ -287,24 +289,36 @@ class Detector:
             result |= exceeds(n, t)
         return result
 
-    def raw_flags(self, normal: npt.NDArray[np.float64], test: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    def received(self, windows_: npt.NDArray[np.float64], raw_as: RawEncoding) -> npt.NDArray[np.float64]:
+        """Raw windows as the gateway gets them: int16 counts at the feature scales, or float32 values (JSON)."""
+        if raw_as == "int16":
+            received: npt.NDArray[np.float64] = self.task.as_counts(windows_) * self.task.scales
+            return received
+        return windows_.astype(np.float32).astype(np.float64)
+
+    def raw_flags(
+        self, normal: npt.NDArray[np.float64], test: npt.NDArray[np.float64], raw_as: RawEncoding
+    ) -> npt.NDArray[np.bool_]:
         """With raw windows the gateway computes the features itself, with the float encoder."""
+        normal, test = self.received(normal, raw_as), self.received(test, raw_as)
         return self.flags(
             self.encoder.run(self.task.normalise(normal)), self.encoder.run(self.task.normalise(test))
         )
 
     def evaluate(
-        self, encoder: Model | None, prescore: tuple[Model, float] | None = None, json_float: bool = False
+        self,
+        encoder: Model | None,
+        prescore: tuple[Model, float] | None = None,
+        raw_as: RawEncoding = "int16",
     ) -> tuple[Confusion, float]:
-        """encoder None: raw mode. With a pre-score (model, calibration quantile): event-triggered raw.
+        """encoder None: every window raw. With a pre-score (model, calibration quantile): event-triggered raw.
         Returns the confusion and the share of windows sent raw."""
         confusion = Confusion()
         raw_sent = 0
         total = 0
-        for e, normal, prepared_test, starts, calibration in self.prepared:
-            test = prepared_test.astype(np.float32).astype(np.float64) if json_float else prepared_test
+        for e, normal, test, starts, calibration in self.prepared:
             if encoder is None:
-                flags = self.raw_flags(normal, test)
+                flags = self.raw_flags(normal, test, raw_as)
                 raw_sent += len(test)
             else:
                 flags = self.flags(encoder.feed(self.task, normal), encoder.feed(self.task, test))
@@ -313,7 +327,7 @@ class Detector:
                     threshold = calibrated_threshold(model.feed(self.task, calibration)[:, 0], quantile)
                     fired = model.feed(self.task, test)[:, 0] > threshold
                     raw_sent += int(fired.sum())
-                    flags = flags | (fired & self.raw_flags(normal, test))
+                    flags = flags | (fired & self.raw_flags(normal, test, raw_as))
             total += len(test)
             confusion.add(_row_flags(len(e.test), starts, self.task.window, flags), e.labels)
         return confusion, raw_sent / total if total else 0.0
@@ -384,7 +398,7 @@ def report(task: Task, models_dir: Path, measure_micropython: bool = True) -> di
         )
     sizes = frame_bytes(task, int(models["encoder"].out["shape"][-1]))  # learned values + channel means
     modes = []
-    raw_json, _ = detector.evaluate(None, json_float=True)
+    raw_json, _ = detector.evaluate(None, raw_as="float32")
     raw_int16, _ = detector.evaluate(None)
     emb, _ = detector.evaluate(models["encoder"])
     pre = models["prescore"]

@@ -1,8 +1,10 @@
 """The node-model task on a data set: windows for training, calibration and held-back evaluation.
 
-SKAB, following its leaderboard protocol: in every labelled experiment, rows 0-399 are normal operation seen in
-training and rows 400+ are held back, labelled, for evaluation; the anomaly-free run is training data too. Each
-training part is split in time (first 80 % train, last 20 % validation) so no window of the future leaks into
+SKAB, following its leaderboard protocol: in every labelled experiment, rows 0-399 are the training part and rows
+400+ are held back, labelled, for evaluation; the anomaly-free run is training data too. Rows 0-399 are normal
+operation except in other/2, whose labelled anomaly starts at row 104: the networks learn from the stretches
+labelled normal only, while the gateway's per-experiment calibration uses rows 0-399 as the leaderboard does.
+Each training part is split in time (first 80 % train, last 20 % validation) so no window of the future leaks into
 training. Windows are normalised per channel with the training part's mean and standard deviation, and the int16
 scales a node sends its counts with are chosen from the training range.
 """
@@ -16,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.data import Series, skab
-from models.data.windows import fingerprint, time_split, windows
+from models.data.windows import fingerprint, normal_runs, time_split, windows
 
 WINDOW = 16  # samples: 16 s of SKAB at 1 Hz
 HOP_TRAIN = 1  # overlapping windows for learning; nodes send non-overlapping ones (hop = window)
@@ -24,7 +26,8 @@ HOP_TRAIN = 1  # overlapping windows for learning; nodes send non-overlapping on
 
 @dataclass(frozen=True)
 class Experiment:
-    """One labelled experiment: its normal rows (0-399: calibration) and its held-back test rows."""
+    """One labelled experiment: its training rows (0-399, the gateway's calibration; normal but in other/2) and
+    its held-back test rows."""
 
     name: str
     normal: npt.NDArray[np.float64]  # raw rows (samples, channels)
@@ -59,7 +62,9 @@ def skab_task(root: Path, limit_experiments: int | None = None, train_fraction: 
     free = skab.anomaly_free(root)
     parts: list[Series] = [free] + [e.slice(0, skab.SKAB_TRAIN_ROWS) for e in experiments]
     splits = [time_split(p, train_fraction) for p in parts]
-    train_rows = np.concatenate([t.values for t, _ in splits])
+    train_parts = [run for t, _ in splits for run in normal_runs(t, WINDOW)]
+    validation_parts = [run for _, v in splits for run in normal_runs(v, WINDOW)]
+    train_rows = np.concatenate([t.values for t in train_parts])
     mean = train_rows.mean(axis=0)
     std = train_rows.std(axis=0)
     std[std == 0] = 1.0
@@ -90,8 +95,8 @@ def skab_task(root: Path, limit_experiments: int | None = None, train_fraction: 
         mean=mean,
         std=std,
         scales=scales,
-        train=stack([t for t, _ in splits]),
-        validation=stack([v for _, v in splits]),
+        train=stack(train_parts),
+        validation=stack(validation_parts),
         experiments=held,
         fingerprint=fingerprint([free, *experiments]),
     )

@@ -29,6 +29,23 @@ def windows(values: npt.NDArray[Any], window: int, hop: int) -> npt.NDArray[Any]
     return np.stack([values[s : s + window] for s in starts])
 
 
+def normal_runs(series: Series, min_length: int) -> list[Series]:
+    """The stretches of ``series`` not labelled anomalous, each at least ``min_length`` samples long (so windows
+    never span a removed stretch); all of it when it has no labels."""
+    if series.anomaly is None:
+        return [series] if len(series) >= min_length else []
+    runs = []
+    start = None
+    for i, flag in enumerate([*series.anomaly.tolist(), 1]):
+        if not flag and start is None:
+            start = i
+        elif flag and start is not None:
+            if i - start >= min_length:
+                runs.append(series.slice(start, i))
+            start = None
+    return runs
+
+
 def fingerprint(series: Sequence[Series]) -> str:
     """SHA-256 over names, timestamps, values and labels, in order: the training data's identity."""
     h = hashlib.sha256()

@@ -80,8 +80,9 @@ def weights_sha256(model: Any) -> str:
 
 
 class MagnitudePruning(Callback):  # type: ignore[misc]  # TensorFlow ships no types
-    """Gradual magnitude pruning: after each epoch the smallest weights of every kernel are zeroed, the sparsity
-    rising as (epoch / ramp)^3 towards ``target``; the zeros are re-applied after every batch so they stay."""
+    """Gradual magnitude pruning (Zhu & Gupta, 2017): after each epoch the smallest weights of every kernel are
+    zeroed, the sparsity rising as target * (1 - (1 - epoch / ramp)^3) -- quickly at first, gently towards the
+    target, with the epochs after the ramp to recover; the zeros are re-applied after every batch so they stay."""
 
     def __init__(self, target: float, ramp_epochs: int) -> None:
         super().__init__()
@@ -93,7 +94,7 @@ class MagnitudePruning(Callback):  # type: ignore[misc]  # TensorFlow ships no t
         return [w for w in self.model.trainable_weights if len(w.shape) > 1]
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        sparsity = self.target * min(1.0, (epoch + 1) / self.ramp) ** 3
+        sparsity = self.target * (1.0 - (1.0 - min(1.0, (epoch + 1) / self.ramp)) ** 3)
         for i, w in enumerate(self._kernels()):
             values = w.numpy()
             threshold = np.quantile(np.abs(values), sparsity)

@@ -5,8 +5,9 @@
    frozen teacher decoder.
 3. Distillation: a narrower student encoder learns the teacher's embeddings (and, through the frozen teacher
    decoder, the windows), so the gateway half stays the same whichever encoder a node runs.
-4. The pre-score: a tiny network distilled from the teacher's reconstruction error, in [0, 1]; a node sends the
-   raw window when it exceeds a threshold set on validation data.
+4. The pre-score: a tiny network distilled from the teacher's reconstruction error, in [0, 1]. Nodes normally
+   calibrate their own event threshold (docs/firmware.md); the manifest's ``threshold`` metric -- the configured
+   quantile of the float pre-score on validation windows -- is the fixed threshold for nodes that do not.
 Every node model is exported as full-integer int8 and as its float32 reference (NAME-float); the decoder as
 float32 for the gateway. Same seed and data, same weights, same files: op determinism is on.
 """

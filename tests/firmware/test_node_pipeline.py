@@ -108,7 +108,8 @@ def test_event_mode_sends_raw_only_when_the_calibrated_prescore_fires(
     calibration = 10
     normal = mean + rng.normal(0, 0.3, size=(calibration, window, channels)) * std
     shifted = normal.copy()
-    shifted[:, :, 2] += 5 * std[2]  # the motor current far above anything seen in training
+    shifted[0::2, :, 2] += 5 * std[2]  # the motor current far above anything seen in training
+    shifted[1::2, :, 5] += 5 * std[5]  # the thermocouple: a milder score, below the 0 an empty slot would hold
     physical = np.concatenate([normal, np.stack([normal, shifted], axis=1).reshape(-1, window, channels)])
     counts = np.clip(np.round(physical / scales), -32768, 32767).astype("<i2")
     (tmp_path / "samples.bin").write_bytes(counts.tobytes())
@@ -122,6 +123,8 @@ def test_event_mode_sends_raw_only_when_the_calibrated_prescore_fires(
     # The normal windows are replayed calibration windows: the node scores them exactly as it did then, so they
     # cannot exceed its threshold. The shifted ones must clear it by more than the interpreters' 1 LSB.
     assert np.all(later[1::2] >= threshold + 2), "a shifted window within 1 LSB of the threshold"
+    assert np.any(later[1::2] < -2)  # a node that failed to record its calibration scores would miss these
+    assert scores.max() < 125  # the configured fixed threshold (0.99 -> step 125) would fire on none
     fired = list(range(calibration + 1, len(counts), 2))
 
     model = {

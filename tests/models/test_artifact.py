@@ -93,6 +93,17 @@ def test_each_r13_refusal(signed: tuple[Path, dict[str, str], Path], tmp_path: P
     assert _refusal(manifest_path, trusted).startswith("signed by unknown key ")
 
 
+def test_a_manifest_pointing_outside_its_folder_is_refused_before_reading(
+    signed: tuple[Path, dict[str, str], Path],
+) -> None:
+    manifest_path, trusted, _ = signed
+    text = manifest_path.read_text().replace('"name": "encoder.tflite"', '"name": "../keys/edgegen-signing.key"')
+    manifest_path.write_text(text)
+    assert _refusal(manifest_path, trusted) == (
+        "the model file must sit next to its manifest, not '../keys/edgegen-signing.key'"
+    )
+
+
 @pytest.mark.micropython
 def test_micropython_node_gives_the_same_verdicts(
     signed: tuple[Path, dict[str, str], Path], tmp_path: Path

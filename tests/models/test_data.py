@@ -17,7 +17,7 @@ from gateway.storage.influx1 import Influx1Storage
 from gateway.storage.records import Record
 from gateway.storage.sqlite import SqliteStorage
 from models.data import Series, skab, tables, tep
-from models.data.windows import fingerprint, time_split, windows
+from models.data.windows import fingerprint, normal_runs, time_split, windows
 from models.errors import DataError
 from tests.support.servers import InfluxDB
 
@@ -165,3 +165,17 @@ def test_time_split_windows_and_fingerprint() -> None:
     assert fingerprint([s]) == fingerprint([Series("x", s.timestamps_us, s.values.copy(), s.channels)])
     assert fingerprint([s]) != fingerprint([Series("x", s.timestamps_us, s.values + 1e-9, s.channels)])
     assert json.dumps(fingerprint([s]))
+
+
+def test_normal_runs_drop_labelled_stretches_and_short_leftovers() -> None:
+    n = 20
+    anomaly = np.zeros(n, dtype=np.int8)
+    anomaly[5:9] = 1  # rows 0-4 (5 long), 9-16 (8 long), then 17 (1 long)
+    anomaly[17] = 1
+    series = Series("s", np.arange(n, dtype=np.int64), np.arange(n, dtype=np.float64)[:, None], ("x",), anomaly)
+    runs = normal_runs(series, 5)
+    assert [r.values[:, 0].tolist() for r in runs] == [[0, 1, 2, 3, 4], [9, 10, 11, 12, 13, 14, 15, 16]]
+    assert normal_runs(series.slice(0, 4), 5) == []
+    unlabelled = Series("u", np.arange(6, dtype=np.int64), np.zeros((6, 1)), ("x",))
+    whole = normal_runs(unlabelled, 5)
+    assert len(whole) == 1 and whole[0] is unlabelled

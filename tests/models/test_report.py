@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from array import array
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from firmware_py.embedding import WindowModel
+from firmware_py.tflite.interpreter import Interpreter
 from models.data import skab
-from models.report import Confusion, calibrated_threshold, window_starts
+from models.report import Confusion, calibrated_threshold, node_quantize, window_starts
+from tests.support import contract
 
 SKAB = Path(__file__).resolve().parents[3] / "shared" / "data" / "skab"
 
@@ -50,3 +54,24 @@ def test_calibrated_threshold_is_the_nodes_order_statistic() -> None:
     scores = np.arange(25, dtype=np.float64)[::-1]
     assert calibrated_threshold(scores, 0.9) == 22.0  # ordered[int(0.9 * 24 + 0.5)] = ordered[22]
     assert calibrated_threshold(scores, 1.0) == 24.0
+
+
+def test_node_quantize_is_what_the_firmware_computes() -> None:
+    """models.report.node_quantize (the report's node input) against firmware_py.embedding.WindowModel itself,
+    on the shipped pre-score's input quantization: bit-exact over full-range and typical int16 windows."""
+    directory = Path(__file__).resolve().parents[2] / "models" / "artifacts" / "skab"
+    model = (directory / "skab-prescore.tflite").read_bytes()
+    features = contract.manifest(directory / "skab-prescore.manifest.json").features
+    window, channels = features.window, len(features.channels)
+    mean, std, scales = (np.array(v) for v in (features.mean, features.std, features.scales))
+    rng = np.random.default_rng(2)
+    typical = np.round((mean + rng.normal(0, 2, size=(30, window, channels)) * std) / scales)
+    counts = np.concatenate(
+        [rng.integers(-32768, 32768, size=(30, window, channels)), np.clip(typical, -32768, 32767)]
+    ).astype(np.int16)
+    node = WindowModel(Interpreter(model), window, channels, list(scales), list(mean), list(std))
+    s_in, zp = contract.input_details(model)["quantization"]
+    expected = node_quantize(counts, scales, mean, std, float(s_in), int(zp))
+    for k, w in enumerate(counts):
+        node.run(array("h", w.reshape(-1).tolist()))
+        assert bytes(node.inp) == expected[k].tobytes(), k

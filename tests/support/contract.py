@@ -55,12 +55,13 @@ def run_litert(model: bytes, inputs: npt.NDArray[Any]) -> npt.NDArray[Any]:
     out = interpreter.get_output_details()[0]
     outs = []
     for x in inputs:
-        given = x[None, ...].copy()
+        given = x[None, ...]  # a view of the caller's array: what set_tensor is handed
+        before = given.copy()
         interpreter.set_tensor(inp["index"], given)
         interpreter.invoke()
-        if not np.array_equal(interpreter.get_tensor(inp["index"]), x[None, ...]):
+        if not np.array_equal(interpreter.get_tensor(inp["index"]), before):
             raise AssertionError("ai-edge-litert: the input tensor changed during invoke")
-        if not np.array_equal(given, x[None, ...]):
+        if not np.array_equal(given, before):
             raise AssertionError("ai-edge-litert: the caller's input array changed")
         outs.append(interpreter.get_tensor(out["index"])[0].copy())
     return np.asarray(outs)
@@ -154,7 +155,7 @@ def check_deterministic(manifest_path: Path, seed: int = 3) -> None:
     first = run_litert(model, inputs)
     assert np.array_equal(first, run_litert(model, inputs[::-1])[::-1])  # order and state do not matter
     if is_node(manifest(manifest_path)):
-        assert np.array_equal(run_firmware(model, inputs), run_firmware(model, inputs))
+        assert np.array_equal(run_firmware(model, inputs), run_firmware(model, inputs[::-1])[::-1])
 
 
 def check_interpreters_agree(manifest_path: Path, n: int = 1000, seed: int = 7) -> float:

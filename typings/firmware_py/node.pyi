@@ -1,6 +1,8 @@
 from array import array
+from collections.abc import Sequence
 from typing import Any, Protocol
 
+from firmware_py.embedding import Embedder, Prescorer
 from firmware_py.frame import FrameEncoder
 
 QOS_DATA: int
@@ -32,5 +34,9 @@ class StreamNode:
         link: Link,
         encoder: FrameEncoder,
         first_seq: int = ...,
+        filters: Sequence[tuple[Any, int]] = ...,
+        embedder: Embedder | None = ...,
+        send_raw: bool = ...,
+        prescorer: Prescorer | None = ...,
     ) -> None: ...
     def step(self, flags: int = ...) -> bool: ...
