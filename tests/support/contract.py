@@ -5,7 +5,8 @@
 - node models run on a node: only ops (and op versions) the firmware interpreter supports, at most 16 KB;
 - inputs are not mutated and outputs are deterministic, in ai-edge-litert and in the firmware interpreter;
 - int8 within tolerance of its float32 reference (NAME-float), on probe windows: relative RMS error at most
-  INT8_RMS_TOLERANCE and no output further than INT8_MAX_TOLERANCE of the float output's range;
+  INT8_RMS_TOLERANCE, and 99 % of outputs within INT8_P99_TOLERANCE of the float output's range (the largest
+  error is reported, not bounded: one clipped intermediate can move a single output far);
 - ai-edge-litert and tflite-micro agree within 1 LSB on int8 outputs (float32: to float rounding).
 """
 
@@ -26,7 +27,7 @@ from models.artifact import Manifest
 
 NODE_MODEL_MAX_BYTES = 16 * 1024
 INT8_RMS_TOLERANCE = 0.05
-INT8_MAX_TOLERANCE = 0.05
+INT8_P99_TOLERANCE = 0.10
 FLOAT_RTOL = 1e-4
 
 
@@ -119,15 +120,17 @@ def dequantize_output(model: bytes, q: npt.NDArray[np.int8]) -> npt.NDArray[np.f
     return result
 
 
-def int8_error(int8_model: bytes, float_model: bytes, probes: npt.NDArray[np.float32]) -> tuple[float, float]:
-    """(relative RMS error, largest error as a share of the float output's range) of the int8 model against
-    its float32 reference, both fed the same normalised windows."""
+def int8_error(
+    int8_model: bytes, float_model: bytes, probes: npt.NDArray[np.float32]
+) -> tuple[float, float, float]:
+    """The int8 model against its float32 reference, both fed the same normalised windows: (RMS error relative to
+    the float output's RMS, 99th percentile and largest absolute error as shares of the float output's range)."""
     reference = run_litert(float_model, probes).astype(np.float64)
     ours = dequantize_output(int8_model, run_litert(int8_model, quantize(int8_model, probes)))
-    error = ours - reference
+    error = np.abs(ours - reference)
     rms = float(np.sqrt(np.mean(error**2)) / np.sqrt(np.mean(reference**2)))
     spread = float(reference.max() - reference.min()) or 1.0
-    return rms, float(np.abs(error).max() / spread)
+    return rms, float(np.quantile(error, 0.99)) / spread, float(error.max()) / spread
 
 
 def check_signed(manifest_path: Path, trusted: dict[str, str]) -> Manifest:
