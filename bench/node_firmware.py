@@ -11,34 +11,16 @@ per inference, microseconds per inference with viper and with the fallback, and 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime
 
+from hil import latency
+
 REPO = Path(__file__).resolve().parents[1]
 MP = REPO / "tests" / "firmware" / "mp"
-HIL = REPO / "hil" / "scripts"
-MICROPYTHON = REPO / ".venv" / "bin" / "micropython"
-ENV = {"MICROPYPATH": f".frozen:{REPO}", "PATH": "/usr/bin:/bin"}
-
-
-def _mp(script: str | Path, *args: str) -> dict[str, Any]:
-    path = script if isinstance(script, Path) else MP / script
-    done = subprocess.run(
-        [str(MICROPYTHON), str(path), *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        check=True,
-        timeout=600,
-    )
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
 
 
 def _tflm_us(model: bytes, runs: int = 500) -> float:
@@ -63,16 +45,16 @@ def main() -> None:
         f"{'python us':>9} {'speed-up':>8} {'tflm-host us':>12}"
     )
     for path in sorted(args.models.glob("*.tflite")):
-        viper = _mp(HIL / "tflite_latency.py", str(path), "viper")
-        plain = _mp(HIL / "tflite_latency.py", str(path), "python")
+        viper = latency.measure(path, "viper")
+        plain = latency.measure(path, "python")
         tflm = _tflm_us(path.read_bytes())
         print(
             f"{path.stem:16} {viper['model_bytes']:6d} {viper['load_heap']:9d} {viper['arena']:6d} "
             f"{viper['alloc_per_inference']:9.1f} {viper['us']:9.0f} {plain['us']:9.0f} "
             f"{plain['us'] / viper['us']:7.1f}x {tflm:12.1f}"
         )
-    viper = _mp("dsp_alloc.py")
-    plain = _mp("dsp_alloc.py", "python")
+    viper = latency.run_script(MP / "dsp_alloc.py")
+    plain = latency.run_script(MP / "dsp_alloc.py", "python")
     print("\nDSP chain per 256-sample window (DC blocker, low-pass, real FFT + 3 bands, features)")
     print(
         f"viper {viper['us_per_window']:.0f} us, python {plain['us_per_window']:.0f} us "

@@ -18,10 +18,6 @@ their input exactly as firmware_py.embedding does.
 from __future__ import annotations
 
 import gzip
-import json
-import shutil
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +30,8 @@ from ai_edge_litert.interpreter import Interpreter
 from firmware_py.tflite import exact
 from firmware_py.tflite import schema as tfl
 from gateway.protocol import Encoding, Frame, MessageType, encode, to_json
+from hil import latency
+from hil.errors import HilError
 from models.artifact import Manifest
 from models.data.windows import windows
 from models.task import Task
@@ -42,7 +40,6 @@ QUANTILE = 0.99
 EVENT_QUANTILE = 0.9  # a node fires its pre-score above this quantile of its own first windows' scores
 NODE_ID = "pump-01"
 RawEncoding = Literal["int16", "float32"]  # how raw windows travel: int16 frames or float32 JSON
-HIL_SCRIPT = Path(__file__).resolve().parents[1] / "hil" / "scripts" / "tflite_latency.py"
 
 
 @dataclass(frozen=True)
@@ -168,27 +165,10 @@ def macs(data: bytes) -> int:
 def micropython_us(path: Path, repeats: int = 3) -> float | None:
     """The firmware interpreter's time per inference under the MicroPython unix port (viper), if installed: the
     best of ``repeats`` runs of the HIL latency script (itself the best of 5 batches)."""
-    times = [_micropython_us_once(path) for _ in range(repeats)]
-    return None if None in times else min(t for t in times if t is not None)
-
-
-def _micropython_us_once(path: Path) -> float | None:
-    binary = Path(sys.executable).with_name("micropython")
-    exe = str(binary) if binary.exists() else shutil.which("micropython")
-    if exe is None:
+    try:
+        return min(float(latency.measure(path)["us"]) for _ in range(repeats))
+    except HilError:
         return None
-    repo = Path(__file__).resolve().parents[1]
-    done = subprocess.run(
-        [exe, str(HIL_SCRIPT), str(path), "viper"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={"MICROPYPATH": f".frozen:{repo}", "PATH": "/usr/bin:/bin"},
-        check=False,
-    )
-    if done.returncode:
-        return None
-    return float(json.loads(done.stdout)["us"])
 
 
 # -- detection ------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from gateway.protocol import Encoding, Frame
+from gateway.storage.base import Storage
 from gateway.storage.influx1 import Influx1Storage
 from gateway.storage.records import Record
 from gateway.storage.sqlite import SqliteStorage
@@ -97,17 +98,17 @@ def _records() -> list[Record]:
     ]
 
 
+async def _store(storage: Storage) -> None:
+    await storage.open()
+    try:
+        await storage.write(_records())
+    finally:
+        await storage.close()
+
+
 @pytest.mark.influxdb
 def test_influxdb_1x_exports_from_a_real_server(influxdb: InfluxDB, influx_database: str, tmp_path: Path) -> None:
-    async def write() -> None:
-        storage = Influx1Storage(influxdb.url, influx_database)
-        await storage.open()
-        try:
-            await storage.write(_records())
-        finally:
-            await storage.close()
-
-    asyncio.run(write())
+    asyncio.run(_store(Influx1Storage(influxdb.url, influx_database)))
     query = urllib.parse.urlencode(
         {"db": influx_database, "q": "SELECT * FROM samples GROUP BY node", "epoch": "u"}
     )
@@ -142,15 +143,7 @@ def test_influxdb_2x_annotated_csv(tmp_path: Path) -> None:
 
 
 def test_what_the_gateway_stored_in_sqlite(tmp_path: Path) -> None:
-    async def write() -> None:
-        storage = SqliteStorage(tmp_path / "g.sqlite")
-        await storage.open()
-        try:
-            await storage.write(_records())
-        finally:
-            await storage.close()
-
-    asyncio.run(write())
+    asyncio.run(_store(SqliteStorage(tmp_path / "g.sqlite")))
     series = tables.gateway_store(tmp_path / "g.sqlite")
     assert [s.name for s in series] == ["plant/n1/vib", "plant/n2/vib"]
     assert series[1].values.tolist() == [[-1.0, 2.0], [-3.0, -4.0], [-5.0, -6.0]]

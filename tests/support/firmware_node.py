@@ -7,7 +7,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.support.micropython import MP_SCRIPTS, REPO, micropython_binary
+from hil import latency
+from tests.support.micropython import MP_SCRIPTS, micropython_binary
 
 
 def node_config(state_dir: Path, port: int, **overrides: Any) -> dict[str, Any]:
@@ -54,7 +55,7 @@ def _command(cfg: dict[str, Any], max_frames: int | None, drain_ms: int, hard: b
     return [*args, "hard"] if hard else args
 
 
-ENV = {"MICROPYPATH": f".frozen:{REPO}", "PATH": "/usr/bin:/bin"}
+ENV = latency.ENV
 
 
 def run_node(

