@@ -1,0 +1,1 @@
+"""Evaluation of generative models against published protocols (TimeGAN discriminative/predictive scores)."""
