@@ -24,8 +24,11 @@ DataOption = Annotated[
 
 
 def register(app: typer.Typer) -> None:
+    from models import gen_cli
+
     app.command("train")(train)
     app.add_typer(models_app, name="models")
+    gen_cli.register(app)
 
 
 def train(

@@ -1,0 +1,248 @@
+"""The generative model on data whose truth is known: batch scoring equals streaming bit for bit, flags hold the
+configured false-alarm rate and catch injected faults, intervals cover at their nominal levels, samples follow
+the failure mode they are conditioned on, and the calibration pieces compute what they claim. Needs the train
+extra (tensorflow-cpu)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pytest
+
+from models.errors import ArtifactError, EvaluationError
+from models.generative import calibration
+from models.generative.spec import GenSpec
+
+HAVE_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
+if not HAVE_TENSORFLOW and os.environ.get("TESTS_REQUIRE_TRAIN") == "1":
+    raise RuntimeError("TESTS_REQUIRE_TRAIN=1 but TensorFlow is missing: pip install -e '.[train]'")
+needs_tf = pytest.mark.skipif(not HAVE_TENSORFLOW, reason="training needs the train extra (tensorflow-cpu)")
+EDGEGEN = str(Path(sys.executable).with_name("edgegen"))
+F64 = npt.NDArray[np.float64]
+
+
+def ar_process(n: int, channels: int, seed: int) -> F64:
+    """Correlated AR(1) channels around a slow sine: stationary, so held-back data look like training data."""
+    rng = np.random.default_rng(seed)
+    mix = np.eye(channels) + 0.5 * np.ones((channels, channels)) / channels
+    x = np.zeros((n, channels))
+    noise = rng.standard_normal((n, channels)) @ mix.T * 0.3
+    for t in range(1, n):
+        x[t] = 0.8 * x[t - 1] + noise[t]
+    phase = np.sin(2 * np.pi * np.arange(n) / 50.0)[:, None]
+    return np.asarray(x + phase * np.linspace(1.0, 2.0, channels)[None, :] + 10.0)
+
+
+# -- calibration pieces (no TensorFlow) ------------------------------------------------------------------------
+
+
+def test_conformal_factor_is_the_ranked_ratio() -> None:
+    # 9 points in one horizon step and channel: ceil(10 * 0.8) = 8th smallest |z| over the Gaussian half-width
+    abs_z = np.arange(1, 10, dtype=np.float64).reshape(9, 1, 1)
+    factors = calibration.conformal_factors(abs_z, (0.8,))
+    assert factors == [[pytest.approx(8.0 / 1.2815515655446004)]]
+
+
+def test_whitener_gives_identity_second_moment() -> None:
+    rng = np.random.default_rng(3)
+    e = rng.standard_normal((5000, 3)) @ np.array([[2.0, 0, 0], [1.0, 1.0, 0], [0, 0, 0.5]]).T + 0.7
+    w = calibration.whitener(e, shrink=0.0)
+    white = e @ w.T
+    np.testing.assert_allclose(white.T @ white / len(white), np.eye(3), atol=1e-9)
+
+
+def test_tail_level_of_exponential_scores() -> None:
+    scores = np.random.default_rng(5).exponential(1.0, 20_000)
+    tail = calibration.Tail.fit(scores, alpha=0.001)
+    # P(X > x) = exp(-x): the 0.001 level is ln(1000) = 6.908; the GPD tail fitted above the 80th percentile
+    assert tail.level == pytest.approx(np.log(1000), rel=0.05)
+    assert tail.shape == pytest.approx(0.0, abs=0.05)
+    assert float(tail.survival(np.array([tail.level]))[0]) == pytest.approx(0.001, rel=1e-6)
+    assert float(tail.survival(np.array([-1.0]))[0]) == 1.0
+
+
+def test_tail_needs_ten_scores() -> None:
+    with pytest.raises(ValueError, match="at least 10"):
+        calibration.Tail.fit(np.arange(9.0), alpha=0.01)
+
+
+def test_spec_rejects_bad_classes() -> None:
+    with pytest.raises(EvaluationError, match="classes must start with 'normal'"):
+        GenSpec(("a",), ("fault", "normal"))
+    with pytest.raises(EvaluationError, match="unknown failure mode 'x'"):
+        GenSpec(("a",), ("normal", "fault")).class_index("x")
+
+
+# -- the detector -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def detector_and_series() -> tuple[object, F64]:
+    from models.generative.detector import Detector, DetectorParams
+
+    series = ar_process(6000, 3, seed=1)
+    series[4000:4300] += np.array([1.5, -1.5, 1.0])  # a sustained level shift, ~3 noise sigmas per channel
+    series[5000] += np.array([6.0, 0.0, 0.0])  # a single spike
+    det = Detector.fit(series[:1500], DetectorParams(steps=400, alpha=0.01), ("a", "b", "c"))
+    return det, series
+
+
+@needs_tf
+def test_batch_and_streaming_scores_are_identical(detector_and_series: tuple[object, F64]) -> None:
+    from models.generative.detector import Detector
+
+    det, series = detector_and_series
+    assert isinstance(det, Detector)
+    part = series[3950:4150]  # across the shift's onset: flags, p_anomaly and widened intervals all move
+    batch = det.score(part)
+    stream = det.stream()
+    for i, row in enumerate(part):
+        out = stream.push(row)
+        for name in ("raw", "smoothed", "score", "flag", "p_anomaly", "mean", "lower", "upper"):
+            np.testing.assert_array_equal(
+                getattr(out, name)[0], getattr(batch, name)[i], err_msg=f"{name} row {i}"
+            )
+    assert batch.flag.sum() > 0 and batch.flag.sum() < len(part)  # the comparison covers both flag values
+
+
+@needs_tf
+def test_flags_hold_the_false_alarm_rate_and_catch_faults(detector_and_series: tuple[object, F64]) -> None:
+    det, series = detector_and_series
+    out = det.score(series)  # type: ignore[attr-defined]
+    normal = np.ones(len(series), dtype=bool)
+    normal[:1500] = False  # training part
+    normal[4000:4400] = False  # the shift and the smoothing's tail after it
+    normal[5000:5060] = False
+    far = float(out.flag[normal].mean())
+    assert far <= 0.03, far  # configured 0.01; the GPD tail is fitted on 450 held-back rows
+    assert float(out.flag[4010:4300].mean()) >= 0.95
+    assert out.flag[5000:5015].any()
+    assert float(out.score[normal].mean()) < float(out.score[4010:4300].mean())
+
+
+@needs_tf
+def test_intervals_cover_at_nominal_levels(detector_and_series: tuple[object, F64]) -> None:
+    det, series = detector_and_series
+    clean = series[1500:3900]
+    out = det.score(clean)  # type: ignore[attr-defined]
+    h = out.mean.shape[1]
+    for j, level in enumerate(calibration.LEVELS):
+        inside = [
+            (clean[t + 1 : t + h + 1] >= out.lower[t, j]) & (clean[t + 1 : t + h + 1] <= out.upper[t, j])
+            for t in range(50, len(clean) - h)
+        ]
+        covered = float(np.mean(inside))
+        assert abs(covered - level) <= 0.05, (level, covered)
+
+
+@needs_tf
+def test_anomaly_forecast_leads_the_flag(detector_and_series: tuple[object, F64]) -> None:
+    det, series = detector_and_series
+    ramp = series[2000:2300].copy()
+    ramp[100:] += np.linspace(0, 6, 200)[:, None]  # a drift that crosses the flag level part way
+    out = det.score(ramp)  # type: ignore[attr-defined]
+    first_flag = int(np.argmax(out.flag[100:])) + 100
+    assert out.flag[100:].any() and not out.flag[:100].any()
+    assert float(out.p_anomaly[first_flag - 1]) >= 0.5  # the step before the flag rises
+    assert float(np.mean(out.p_anomaly[:100])) <= 0.1  # quiet while normal
+    assert float(np.mean(out.p_anomaly[first_flag:])) >= 0.9  # and stays up while the state is off
+
+
+# -- the conditional generator ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def conditional(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from models.generative.model import train
+
+    normal = ar_process(3000, 2, seed=2)
+    fault = ar_process(1500, 2, seed=3) + np.array([3.0, -2.0])
+    spec = GenSpec(("a", "b"), ("normal", "fault"), context=8, horizon=5, width=32)
+    model = train(
+        spec,
+        [(normal, np.zeros(3000, dtype=np.int64)), (fault, np.ones(1500, dtype=np.int64))],
+        steps=800,
+        seed=0,
+    )
+    model.meta["period_us"] = 2_000_000
+    path = tmp_path_factory.mktemp("gen") / "toy"
+    model.save(path)
+    return path
+
+
+@needs_tf
+def test_samples_follow_their_failure_mode(conditional: Path) -> None:
+    from models.generative.model import GenModel
+    from models.generative.sample import sample
+
+    model = GenModel.load(conditional)
+    normal = sample(model, "normal", 16, 200, seed=1)
+    fault = sample(model, "fault", 16, 200, seed=1)
+    assert normal.shape == fault.shape == (16, 200, 2)
+    shift = fault[:, 50:].mean(axis=(0, 1)) - normal[:, 50:].mean(axis=(0, 1))
+    np.testing.assert_allclose(shift, [3.0, -2.0], atol=0.6)
+    np.testing.assert_array_equal(sample(model, "fault", 16, 200, seed=1), fault)  # same seed, same series
+    assert not np.array_equal(sample(model, "fault", 16, 200, seed=2), fault)
+    # the channels' one-step noise is correlated as in training (the AR process mixes them positively)
+    steps = np.diff(normal[:, 50:], axis=1).reshape(-1, 2)
+    corr = np.asarray(np.corrcoef(steps.T))
+    assert float(corr[0, 1]) > 0.1
+    with pytest.raises(EvaluationError, match="unknown failure mode 'leak'"):
+        sample(model, "leak", 1, 10)
+
+
+@needs_tf
+def test_generate_command_writes_labelled_csv(conditional: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fault.csv"
+    done = subprocess.run(
+        [EDGEGEN, "generate", "--model", str(conditional), "--mode", "fault", "--n", "3", "--length", "40",
+         "--out", str(out), "--seed", "4"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    frame = pd.read_csv(out)
+    assert len(frame) == 120
+    assert sorted(frame["series"].unique()) == [f"synthetic-toy-fault-4-{i}" for i in range(3)]
+    assert set(frame["failure_mode"]) == {"fault"} and frame["synthetic"].all()
+    assert list(frame["timestamp"][:2]) == ["2026-01-01T00:00:00.000000Z", "2026-01-01T00:00:02.000000Z"]
+
+
+@needs_tf
+def test_loading_refuses_another_version(conditional: Path, tmp_path: Path) -> None:
+    from models.generative.model import GenModel
+
+    target = tmp_path / "toy"
+    target.with_suffix(".tflite").write_bytes(conditional.with_suffix(".tflite").read_bytes())
+    target.with_suffix(".json").write_text(
+        conditional.with_suffix(".json").read_text().replace("edgegen-gen/1", "edgegen-gen/0")
+    )
+    with pytest.raises(ArtifactError, match="version 'edgegen-gen/0'"):
+        GenModel.load(target)
+
+
+@needs_tf
+def test_detect_command_on_a_csv(tmp_path: Path) -> None:
+    values = ar_process(3000, 2, seed=9)
+    values[2000:2200] += np.array([2.0, -2.0])
+    stamps = pd.date_range("2026-03-01", periods=3000, freq="s")
+    src = tmp_path / "plant.csv"
+    pd.DataFrame({"time": stamps, "flow": values[:, 0], "pressure": values[:, 1]}).to_csv(src, index=False)
+    out = tmp_path / "scores.csv"
+    done = subprocess.run(
+        [EDGEGEN, "detect", str(src), "--out", str(out)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["timestamp", "score", "flag"] and len(frame) == 3000
+    assert frame["timestamp"][0] == "2026-03-01T00:00:00.000000Z"
+    assert frame["score"].between(0, 1).all() and set(frame["flag"]) <= {0, 1}
+    assert frame["flag"][:450].sum() == 0  # the learned part
+    assert frame["flag"][2010:2200].mean() >= 0.9
+    assert frame["flag"][600:1950].mean() <= 0.05
