@@ -48,6 +48,7 @@ class DetectorParams:
     width: int = 64
     steps: int = 600  # training steps
     draws: int = 32  # anomaly-forecast draws
+    shrink: float = 0.1  # whitening covariance shrunk toward its diagonal by this share
     release: float = 1.0  # a raised flag falls below this share of the level (hysteresis)
     surprise_weight: float = 0.3  # weight of the one-step surprise beside the state novelty
     combine: str = "max"  # novelty over channels: "max" of whitened squares (times channels) or "sum"
@@ -124,8 +125,8 @@ class Detector:
         det = Detector(
             model,
             params,
-            calibration.whitener(step_res),
-            calibration.whitener(novelty),
+            calibration.whitener(step_res, params.shrink),
+            calibration.whitener(novelty, params.shrink),
             start_mean,
             start_scale,
         )
@@ -150,7 +151,9 @@ class Detector:
         surprise = _whiten((z - mean.astype(np.float64)) / scale.astype(np.float64), self.step_whiten)
         novelty = _whiten((z - self.start_mean) / self.start_scale, self.start_whiten)
         w = self.params.surprise_weight
-        return np.asarray((w * _sum_squares(surprise) + self._novelty(novelty)) / c, dtype=np.float64)
+        # log1p: a model that is briefly overconfident out of sample gives a large surprise, not an unbounded one
+        tamed = c * np.log1p(_sum_squares(surprise) / c)
+        return np.asarray((w * tamed + self._novelty(novelty)) / c, dtype=np.float64)
 
     def _novelty(self, white: F64) -> F64:
         if self.params.combine == "max":

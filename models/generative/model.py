@@ -30,6 +30,7 @@ class GenModel:
     network: Network
     interval_factors: list[list[float]]  # per calibration.LEVELS, per horizon step
     noise: dict[str, list[list[float]]]  # per class: Cholesky factor of one-step residual correlation
+    starts: dict[str, dict[str, list[Any]]]  # per class: a Gaussian mixture of states (where series start)
     meta: dict[str, Any]
 
     def forecast(self, z: F64, ends: I64, label: int = 0) -> Forecast:
@@ -52,9 +53,10 @@ class GenModel:
             "interval_levels": calibration.LEVELS,
             "interval_factors": self.interval_factors,
             "noise": self.noise,
+            "starts": self.starts,
             "meta": self.meta,
         }
-        path.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
+        path.with_suffix(".json").write_text(json.dumps(_rounded(doc), indent=1) + "\n")
 
     @staticmethod
     def load(path: Path) -> GenModel:
@@ -67,7 +69,46 @@ class GenModel:
             raise ArtifactError(f"{path}: version {doc.get('version')!r}, expected {GENERATOR_VERSION!r}")
         spec = spec_from_json(doc["spec"])
         scaler = Scaler(tuple(doc["scaler"]["centre"]), tuple(doc["scaler"]["scale"]))
-        return GenModel(spec, scaler, Network(spec, tflite), doc["interval_factors"], doc["noise"], doc["meta"])
+        return GenModel(
+            spec, scaler, Network(spec, tflite), doc["interval_factors"], doc["noise"], doc["starts"], doc["meta"]
+        )
+
+
+def _rounded(doc: Any) -> Any:
+    """Floats to 8 significant digits (float32's precision): the saved file stays small and diffable."""
+    if isinstance(doc, float):
+        return float(f"{doc:.8g}")
+    if isinstance(doc, dict):
+        return {k: _rounded(v) for k, v in doc.items()}
+    if isinstance(doc, list | tuple):
+        return [_rounded(v) for v in doc]
+    return doc
+
+
+def start_mixture(states: F64, seed: int, max_components: int = 16) -> dict[str, list[Any]]:
+    """A Gaussian mixture over a class's states (k-means, one component per ~50 states, full covariance so
+    channels that move together start together; fewer components when channels are many, to keep the file
+    small): where sampled series start, since one Gaussian cannot cover a multi-modal or trending process."""
+    from scipy.cluster.vq import kmeans2
+
+    c = states.shape[1]
+    k = int(min(max_components, max(1, len(states) // 50), max(1, 4096 // (c * c))))
+    if k == 1:
+        centres, labels = states.mean(axis=0, keepdims=True), np.zeros(len(states), dtype=np.int64)
+    else:
+        centres, labels = kmeans2(states, k, seed=seed, minit="++")
+    weights, means, factors = [], [], []
+    for j in range(len(centres)):
+        members = states[labels == j]
+        if len(members) < 2:
+            continue
+        cov = np.cov(members, rowvar=False).reshape(c, c)
+        cov = 0.9 * cov + 0.1 * np.diag(np.diag(cov)) + 1e-4 * np.eye(c)
+        weights.append(len(members))
+        means.append(members.mean(axis=0).tolist())
+        factors.append(np.linalg.cholesky(cov).tolist())
+    total = float(sum(weights))
+    return {"weights": [w / total for w in weights], "means": means, "factors": factors}
 
 
 def one_step_residuals(model: GenModel, z: F64, label: int = 0) -> F64:
@@ -114,7 +155,7 @@ def train(
     keras_model, loss = network.fit(spec, batch, target, steps=steps, seed=seed)
     tflite = network.to_tflite(keras_model)
     seconds = time.perf_counter() - started
-    model = GenModel(spec, scaler, Network(spec, tflite), [], {}, {"train_loss": loss, "train_s": seconds})
+    model = GenModel(spec, scaler, Network(spec, tflite), [], {}, {}, {"train_loss": loss, "train_s": seconds})
     noise: dict[str, list[list[float]]] = {}
     for k, name in enumerate(spec.classes):
         res = [one_step_residuals(model, z, k)[lab == k] for z, lab in scaled]
@@ -122,6 +163,11 @@ def train(
         if len(stacked) >= 3:
             noise[name] = calibration.noise_factor(stacked).tolist()
     model.noise = noise
+    model.starts = {
+        name: start_mixture(np.concatenate([z[lab == k] for z, lab in scaled]), seed)
+        for k, name in enumerate(spec.classes)
+        if sum(int(np.sum(lab == k)) for _, lab in scaled) >= 2
+    }
     held = [(scaler.forward(v), lab) for v, lab in calibrate_on] if calibrate_on else scaled
     normal = [z[lab == 0] for z, lab in held if np.any(lab == 0)]
     abs_z = np.concatenate([horizon_abs_z(model, z) for z in normal if len(z) > spec.horizon + 1])

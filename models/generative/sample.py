@@ -29,8 +29,8 @@ def sample(
     temperature: float = 1.0,
 ) -> F64:
     """``n`` series of ``length`` steps in data units, (n, length, channels). ``context`` (steps, channels),
-    data units: every series continues from it (its last ``spec.context`` rows); otherwise they start from the
-    model's start distribution."""
+    data units: every series continues from it (its last ``spec.context`` rows); otherwise each starts at a
+    draw from the mode's start mixture and the network takes over from the second step."""
     spec = model.spec
     label = spec.class_index(mode)
     c, span = len(spec.channels), spec.context
@@ -40,15 +40,27 @@ def sample(
     factor = np.asarray(model.noise.get(mode, model.noise.get(spec.classes[0], np.eye(c).tolist())))
     window = np.zeros((n, span, c), dtype=np.float32)
     visible = 0
+    begin = 0  # 1 when the first step comes from the start mixture
     if context is not None:
         if context.ndim != 2 or context.shape[1] != c:
             raise EvaluationError(f"context must be (steps, {c}), got {context.shape}")
         tail = model.scaler.forward(np.asarray(context, dtype=np.float64))[-span:]
         visible = len(tail)
         window[:, span - visible :] = tail.astype(np.float32)
+    else:
+        mixture = model.starts.get(mode) or model.starts.get(spec.classes[0])
+        if mixture:
+            pick = rng.choice(len(mixture["weights"]), size=n, p=np.asarray(mixture["weights"]))
+            eps = rng.standard_normal((n, c, 1))
+            first = np.asarray(mixture["means"])[pick] + (np.asarray(mixture["factors"])[pick] @ eps)[..., 0]
+            window[:, -1] = first.astype(np.float32)
+            visible = 1
+            begin = 1
     cond = one_hot(np.full(n, label, dtype=np.int64), len(spec.classes))
     out = np.empty((n, length, c), dtype=np.float64)
-    for t in range(length):
+    if begin:
+        out[:, 0] = window[:, -1]
+    for t in range(begin, length):
         mask = np.zeros((n, span), dtype=np.float32)
         if visible:
             mask[:, span - visible :] = 1.0
