@@ -101,10 +101,19 @@ class Tail:
         ordered = np.asarray(self.sorted_scores)
         empirical = 1.0 - np.searchsorted(ordered, scores, side="right") / len(ordered)
         above = scores > self.threshold_u
-        tail = self.exceed_share * stats.genpareto.sf(
-            np.where(above, scores - self.threshold_u, 0.0), self.shape, loc=0, scale=self.gpd_scale
-        )
+        excess = np.where(above, scores - self.threshold_u, 0.0) / self.gpd_scale
+        tail = self.exceed_share * _gpd_survival(excess, self.shape)
         return np.where(above, tail, np.maximum(empirical, self.exceed_share))
+
+
+def _gpd_survival(x: F64, shape: float) -> F64:
+    """Generalized Pareto survival of standardized excesses, in closed form (scipy's ``genpareto.sf`` costs
+    ~0.7 ms per call, most of a streamed step): (1 + shape x)^(-1/shape), exp(-x) at shape 0."""
+    if shape == 0.0:
+        return np.asarray(np.exp(-x), dtype=np.float64)
+    base = np.maximum(1.0 + shape * x, 0.0)  # shape < 0: zero beyond the distribution's end
+    with np.errstate(divide="ignore"):
+        return np.asarray(np.where(base > 0, base ** (-1.0 / shape), 0.0), dtype=np.float64)
 
 
 def _quantile(

@@ -49,7 +49,6 @@ class DetectorParams:
     steps: int = 600  # training steps
     draws: int = 32  # anomaly-forecast draws
     shrink: float = 0.1  # whitening covariance shrunk toward its diagonal by this share
-    release: float = 1.0  # a raised flag falls below this share of the level (hysteresis)
     surprise_weight: float = 0.3  # weight of the one-step surprise beside the state novelty
     combine: str = "max"  # novelty over channels: "max" of whitened squares (times channels) or "sum"
     adapt: float = 0.05  # adaptive conformal step: how fast interval widths follow observed misses
@@ -178,26 +177,26 @@ class Detector:
         return score, p, centre, lower, upper
 
     def _p_anomaly(self, smoothed: F64, mu: F64, sd: F64) -> F64:
+        """Rows in chunks of 256: each row's draws fit in cache, and no row depends on its neighbours."""
+        out = np.empty(len(smoothed))
+        for start in range(0, len(smoothed), 256):
+            rows = slice(start, start + 256)
+            out[rows] = self._p_anomaly_rows(smoothed[rows], mu[rows], sd[rows])
+        return out
+
+    def _p_anomaly_rows(self, smoothed: F64, mu: F64, sd: F64) -> F64:
         c = mu.shape[2]
         a = self.params.smoothing
         x = mu[:, None, :, :] + sd[:, None, :, :] * self.draws[None, :, None, :]  # (n, draws, H, C)
         novelty = _whiten((x - self.start_mean) / self.start_scale, self.start_whiten)
-        r = (
-            self._novelty(novelty) + self.params.surprise_weight * c
-        ) / c  # expected whitened surprise: 1 per channel
+        typical_surprise = c * math.log(2.0)  # the tamed surprise of a step that is exactly as expected
+        r = (self._novelty(novelty) + self.params.surprise_weight * typical_surprise) / c
         s = np.repeat(smoothed[:, None], x.shape[1], axis=1)
         hit = np.zeros(s.shape, dtype=bool)
         for h in range(x.shape[2]):
             s = (1 - a) * s + a * r[:, :, h]
             hit |= s > self.tail.level
         return np.asarray(hit.mean(axis=1), dtype=np.float64)
-
-    def latch(self, on: bool, smoothed: float) -> bool:
-        """Hysteresis: a flag rises above the calibrated level and falls only below ``release`` of it, so a
-        score hovering at the level gives one event, not a flicker of them."""
-        if on:
-            return smoothed >= self.params.release * self.tail.level
-        return smoothed > self.tail.level
 
     def adapt(self, log_widen: F64, abs_z: F64) -> F64:
         """One adaptive-conformal step per level: the share of channels the last one-step interval missed,
@@ -225,11 +224,7 @@ class Detector:
             state = self.adapt(state, abs_z[t])
             widen[t] = np.exp(state)
         score, p, centre, lower, upper = self.outputs(smoothed, f.mean[1:], f.scale[1:], widen)
-        flag = np.empty(n, dtype=np.int8)
-        on = False
-        for t, value in enumerate(smoothed.tolist()):
-            on = self.latch(on, value)
-            flag[t] = on
+        flag = (smoothed > self.tail.level).astype(np.int8)
         return Scores(raw, smoothed, score, flag, p, centre, lower, upper)
 
     def stream(self) -> Stream:
@@ -247,7 +242,6 @@ class Stream:
         self._mean, self._scale = f.mean[:, 0, :], f.scale[:, 0, :]
         self._smoothed: float | None = None
         self._log_widen = np.zeros(len(calibration.LEVELS))
-        self._on = False
 
     def push(self, row: F64) -> Scores:
         d = self.d
@@ -266,8 +260,7 @@ class Stream:
         f = d.model.forecast(self._history, np.asarray([len(self._history)], dtype=np.int64))
         self._mean, self._scale = f.mean[:, 0, :], f.scale[:, 0, :]
         score, p, centre, lower, upper = d.outputs(smoothed, f.mean, f.scale, np.exp(self._log_widen)[None, :])
-        self._on = d.latch(self._on, value)
-        flag = np.asarray([self._on], dtype=np.int8)
+        flag = (smoothed > d.tail.level).astype(np.int8)
         return Scores(raw, smoothed, score, flag, p, centre, lower, upper)
 
 

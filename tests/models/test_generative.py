@@ -290,3 +290,30 @@ def test_generate_command_writes_influxdb_and_parquet(
         rows = json.loads(response.read())["results"][0]["series"][0]["values"]
     mine = frame[frame["series"] == "synthetic-toy-fault-0-1"]
     np.testing.assert_array_equal([float(r[1]) for r in rows], mine["a"].to_numpy())
+
+
+@pytest.mark.parametrize(("name", "channels", "classes"), [("skab", 8, 4), ("tep", 52, 22), ("stock", 6, 1)])
+def test_shipped_models_load_and_sample(name: str, channels: int, classes: int) -> None:
+    """Runs without TensorFlow: the shipped artifacts need only ai-edge-litert."""
+    from models.gen_cli import SHIPPED
+    from models.generative.model import GenModel
+    from models.generative.sample import sample
+
+    model = GenModel.load(SHIPPED / name)
+    assert len(model.spec.channels) == channels and len(model.spec.classes) == classes
+    mode = model.spec.classes[-1]
+    a = sample(model, mode, 3, 40, seed=7)
+    assert a.shape == (3, 40, channels) and np.isfinite(a).all()
+    np.testing.assert_array_equal(sample(model, mode, 3, 40, seed=7), a)
+    for level, factors in zip(calibration.LEVELS, model.interval_factors, strict=True):
+        assert len(factors) == model.spec.horizon and all(f > 0 for f in factors), level
+
+
+@pytest.mark.parametrize("shape", [-0.3, 0.0, 0.25])
+def test_tail_survival_matches_scipy(shape: float) -> None:
+    from scipy import stats
+
+    tail = calibration.Tail(tuple(np.linspace(0, 1, 50).tolist()), 0.8, 0.2, shape, 0.5, 0.01, 0.0)
+    scores = np.array([0.81, 1.0, 1.5, 2.0, 2.4, 3.0])
+    expected = 0.2 * stats.genpareto.sf(scores - 0.8, shape, loc=0, scale=0.5)
+    np.testing.assert_allclose(tail.survival(scores), expected, rtol=1e-12, atol=1e-300)
