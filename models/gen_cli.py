@@ -67,6 +67,7 @@ def detect(
         series = csv_file(file)
         values = series.values
         n = len(values)
+        missing = int(np.count_nonzero(~np.isfinite(values)))
         cut = round(n * train_fraction)
         started = time.perf_counter()
         det = Detector.fit(_fill(values[:cut]), _params(alpha=alpha, seed=seed), series.channels)
@@ -85,7 +86,8 @@ def detect(
     frame.to_csv(out, index=False)
     flagged = int(frame["flag"].sum())
     typer.echo(
-        f"{file}: {n} rows x {values.shape[1]} columns; learned from {cut} rows in {fitted - started:.1f} s, "
+        f"{file}: {n} rows x {values.shape[1]} columns ({missing} empty or non-numeric cells carried forward); "
+        f"learned from {cut} rows in {fitted - started:.1f} s, "
         f"scored in {done - fitted:.2f} s; {flagged} rows flagged ({100 * flagged / max(n - cut, 1):.1f} % of the "
         f"rest) -> {out}"
     )
@@ -144,11 +146,10 @@ def generate(
         ctx = None
         if context is not None:
             series = csv_file(context)
-            ctx = (
-                series.values[:, [series.channels.index(c) for c in gen.spec.channels]]
-                if set(gen.spec.channels) <= set(series.channels)
-                else series.values
-            )
+            absent = [c for c in gen.spec.channels if c not in series.channels]
+            if absent:
+                raise typer.BadParameter(f"{context} lacks the model's columns {absent}", param_hint="--context")
+            ctx = series.values[:, [series.channels.index(c) for c in gen.spec.channels]]
         values = sample(gen, mode, n, length, seed=seed, context=ctx)
         batch = synthetic_out.SyntheticBatch(
             values=values,

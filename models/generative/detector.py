@@ -1,10 +1,12 @@
 """Anomaly scores, flags and anomaly forecasts from the generative model, the same in batch and in streaming.
 
 Per step t (scaled values z_t):
-- surprise: the one-step forecast's standardized residual, whitened by its held-back correlation;
-- novelty: the same against the model's start distribution (empty context): how far the state is from
-  normal operation, which keeps flagging a sustained fault after the one-step forecast has caught up with it;
-- raw r_t = (|surprise|² + |novelty|²) / channels, smoothed by an exponential moving average into s_t;
+- surprise: the one-step forecast's standardized residual, whitened with its second moment on held-back data,
+  as ``channels * log1p(|w e|² / channels)`` (a briefly over-confident model: large, not unbounded);
+- novelty: the state against the model's start distribution (empty context), whitened the same way: how far
+  the state is from normal operation, which keeps flagging a sustained fault after the one-step forecast has
+  caught up with it; "max" takes the largest whitened square (times channels), "sum" all of them;
+- raw r_t = (surprise_weight * surprise + novelty) / channels, smoothed by an EWMA into s_t;
 - the flag is s_t above the level a peaks-over-threshold tail, fitted on held-back normal scores, puts at the
   configured false-alarm rate; the score in [0, 1] is 1 - that tail's survival probability.
 - intervals: Gaussian half-widths times split-conformal factors from held-back data, times an adaptive
@@ -38,7 +40,7 @@ F64 = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class DetectorParams:
-    """One parameter set for every file (``edgegen detect``) and every SKAB experiment."""
+    """One parameter set for every file (``edgegen detect``); the evaluations change only ``alpha``."""
 
     alpha: float = 0.01  # configured false-alarm rate of the flag on normal data
     smoothing: float = 0.1  # EWMA weight of the newest raw score

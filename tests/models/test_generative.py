@@ -317,3 +317,23 @@ def test_tail_survival_matches_scipy(shape: float) -> None:
     scores = np.array([0.81, 1.0, 1.5, 2.0, 2.4, 3.0])
     expected = 0.2 * stats.genpareto.sf(scores - 0.8, shape, loc=0, scale=0.5)
     np.testing.assert_allclose(tail.survival(scores), expected, rtol=1e-12, atol=1e-300)
+
+
+@needs_tf
+def test_generate_continues_a_context_and_names_missing_columns(conditional: Path, tmp_path: Path) -> None:
+    stamps = pd.date_range("2026-03-01", periods=30, freq="2s")
+    ctx = tmp_path / "ctx.csv"
+    pd.DataFrame({"time": stamps, "b": np.full(30, 8.0), "a": np.full(30, 14.0)}).to_csv(ctx, index=False)
+    out = tmp_path / "continued.csv"
+    args = [EDGEGEN, "generate", "--model", str(conditional), "--mode", "fault", "--n", "4", "--length", "5"]
+    done = subprocess.run([*args, "--context", str(ctx), "--out", str(out)], capture_output=True, text=True,
+                          timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    first = pd.read_csv(out).groupby("series").head(1)
+    # one step after a context at a=14, b=8 (columns matched by name, not position): near it
+    assert (abs(first["a"] - 14.0) < 2.0).all() and (abs(first["b"] - 8.0) < 2.0).all()
+    pd.DataFrame({"time": stamps, "a": np.zeros(30)}).to_csv(ctx, index=False)
+    wide = {**os.environ, "COLUMNS": "250"}  # the error box must not wrap the message
+    done = subprocess.run([*args, "--context", str(ctx)], capture_output=True, text=True, timeout=300, check=False,
+                          env=wide)  # fmt: skip
+    assert done.returncode == 2 and "lacks the model's columns ['b']" in done.stderr
