@@ -212,7 +212,7 @@ def _write_json(path: Path | None, doc: Any) -> None:
         typer.echo(f"numbers -> {path}")
 
 
-SKAB_ALPHA = 0.05  # the configured false-alarm rate for the SKAB runs (FAR <= 15 % is the target's bound)
+SKAB_ALPHA = 0.1  # the configured false-alarm rate for the SKAB runs (FAR <= 15 % is the target's bound)
 
 
 @eval_app.command("skab")

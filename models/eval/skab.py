@@ -61,10 +61,12 @@ class SkabResult:
 
 def shared_detector(data_dir: Path, experiments: list[Series], params: DetectorParams) -> Detector:
     """One network for all files, still inside the protocol: it learns from every file's rows 0-399 (each
-    scaled by its own statistics) and the first half of the anomaly-free run; its whitening and score tail come
-    from the anomaly-free run's second half replayed as the protocol does (400 reference rows, then the next
-    750 scored), which teaches it how far each channel normally wanders from a 400-row reference (the
-    thermocouple a lot, the flow rate little) - something 400 rows of one file cannot show."""
+    scaled by its own statistics) and the first half of the anomaly-free run. Its whitening and score tail come
+    from normal data replayed as the protocol does - a reference, then what follows it: the anomaly-free run's
+    second half (400 reference rows, then the next 750) and every file's training part (rows 0-199, then
+    200-399). That teaches it how far each channel normally wanders from its reference (the motor temperature
+    a lot, the flow rate little), which 400 rows of one file cannot show.
+    """
     free = skab.anomaly_free(data_dir).values
     half = len(free) // 2
     ref = skab.SKAB_TRAIN_ROWS
@@ -75,14 +77,16 @@ def shared_detector(data_dir: Path, experiments: list[Series], params: DetectorP
     for s in range(half, len(free) - CHUNK + 1, 200):
         chunk = free[s : s + CHUNK]
         held.append((Scaler.fit(chunk[:ref]).forward(chunk), slice(ref, CHUNK)))
+    for e in experiments:  # and every file's own drift inside its training part: rows 0-199 against 200-399
+        part = e.values[:ref]
+        held.append((Scaler.fit(part[: ref // 2]).forward(part), slice(ref // 2, ref)))
     c = len(skab.CHANNELS)
     spec = GenSpec(skab.CHANNELS, context=params.context, horizon=params.horizon, width=params.width)
     identity = Scaler(tuple([0.0] * c), tuple([1.0] * c))
-    zeros = np.zeros(CHUNK - ref, dtype=np.int64)
     model = train(
         spec,
         segments,
-        calibrate_on=[(z[rows], zeros) for z, rows in held],
+        calibrate_on=[(z[rows], np.zeros(len(z[rows]), dtype=np.int64)) for z, rows in held],
         scaler=identity,
         steps=params.steps * 4,
         seed=params.seed,
