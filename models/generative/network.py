@@ -104,7 +104,22 @@ def fit(
     return model, float(np.mean(tail)) if len(tail) else math.nan
 
 
-def to_tflite(model: Any) -> bytes:
+def to_tflite(model: Any, representative: Batch | None = None) -> bytes:
+    """float32, or int8 weights and activations (float32 in and out) calibrated on ``representative`` rows -
+    the variant ``bench/generative_int8.py`` measures against float32."""
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if representative is not None:
+        rows = representative
+
+        def samples() -> Any:
+            for i in range(len(rows)):
+                yield {
+                    "context": rows.context[i : i + 1],
+                    "mask": rows.mask[i : i + 1],
+                    "condition": rows.condition[i : i + 1],
+                }
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = samples
     with contextlib.redirect_stdout(io.StringIO()):
         return bytes(converter.convert())
