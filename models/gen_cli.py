@@ -190,12 +190,13 @@ def gen_train(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from models.generative import datasets
     from models.generative.model import train
-    from models.generative.spec import GenSpec
+    from models.generative.spec import GenSpec, Scaler
 
     with exit_on(ModelsError, OSError), native_logs.captured():
         ts = datasets.load(dataset, data)
         spec = GenSpec(ts.channels, ts.classes, ts.context, ts.horizon, ts.width)
-        model = train(spec, ts.segments, steps=steps or ts.steps, seed=seed)
+        scaler = Scaler.fit(np.concatenate([v for v, _ in ts.segments]), ts.log_channels)
+        model = train(spec, ts.segments, scaler=scaler, steps=steps or ts.steps, seed=seed)
         model.meta.update({"period_us": ts.period_us, "dataset": ts.name, "seed": seed})
         target = out or SHIPPED / ts.name
         model.save(target)
@@ -350,7 +351,7 @@ def eval_timegan(
     from models.generative import datasets
     from models.generative.model import GenModel, train
     from models.generative.sample import sample
-    from models.generative.spec import GenSpec
+    from models.generative.spec import GenSpec, Scaler
 
     with exit_on(ModelsError, OSError), native_logs.captured():
         real, _ = tg.load_stock(data / "stock_data.csv", seed=seed)
@@ -360,7 +361,8 @@ def eval_timegan(
         else:
             ts = datasets.stock_set(data)
             spec = GenSpec(ts.channels, ts.classes, ts.context, ts.horizon, ts.width)
-            gen = train(spec, ts.segments, steps=steps or ts.steps, seed=seed)
+            scaler = Scaler.fit(np.concatenate([v for v, _ in ts.segments]), ts.log_channels)
+            gen = train(spec, ts.segments, scaler=scaler, steps=steps or ts.steps, seed=seed)
         trained = time.perf_counter()
 
         def synth(n: int, s: int) -> Any:

@@ -49,7 +49,7 @@ class GenModel:
         doc = {
             "version": GENERATOR_VERSION,
             "spec": spec_to_json(self.spec),
-            "scaler": {"centre": self.scaler.centre, "scale": self.scaler.scale},
+            "scaler": {"centre": self.scaler.centre, "scale": self.scaler.scale, "floor": self.scaler.floor},
             "interval_levels": calibration.LEVELS,
             "interval_factors": self.interval_factors,
             "noise": self.noise,
@@ -68,7 +68,9 @@ class GenModel:
         if doc.get("version") != GENERATOR_VERSION:
             raise ArtifactError(f"{path}: version {doc.get('version')!r}, expected {GENERATOR_VERSION!r}")
         spec = spec_from_json(doc["spec"])
-        scaler = Scaler(tuple(doc["scaler"]["centre"]), tuple(doc["scaler"]["scale"]))
+        scaler = Scaler(
+            tuple(doc["scaler"]["centre"]), tuple(doc["scaler"]["scale"]), tuple(doc["scaler"].get("floor", ()))
+        )
         return GenModel(
             spec, scaler, Network(spec, tflite), doc["interval_factors"], doc["noise"], doc["starts"], doc["meta"]
         )

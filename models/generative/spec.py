@@ -44,13 +44,23 @@ class GenSpec:
 
 @dataclass(frozen=True)
 class Scaler:
-    """Per-channel centre and scale; the model sees (x - centre) / scale."""
+    """Per-channel centre and scale; the model sees (x - centre) / scale. Channels with a ``floor`` (not None)
+    are first mapped to log(x - floor): a positive, heavy-tailed quantity (a traded volume, a flow that spikes)
+    gets a symmetric noise model, and samples can never cross the floor."""
 
     centre: tuple[float, ...]
     scale: tuple[float, ...]
+    floor: tuple[float | None, ...] = ()
 
     @staticmethod
-    def fit(values: npt.NDArray[np.float64]) -> Scaler:
+    def fit(values: npt.NDArray[np.float64], log_channels: tuple[int, ...] = ()) -> Scaler:
+        """``log_channels``: indices to model in log space, their floor a little below the smallest value."""
+        floors: list[float | None] = [None] * values.shape[1]
+        for k in log_channels:
+            column = values[:, k][np.isfinite(values[:, k])]
+            spread = float(np.median(column - column.min())) if len(column) else 1.0
+            floors[k] = float(column.min()) - max(0.05 * spread, 1e-9)
+        values = _log(values, tuple(floors))
         finite = np.where(np.isfinite(values), values, np.nan)
         centre = np.nanmean(finite, axis=0)
         scale = np.nanstd(finite, axis=0)
@@ -58,13 +68,28 @@ class Scaler:
         tiny = ~(scale > 1e-9 * np.maximum(1.0, np.abs(centre)))
         scale = np.where(tiny, 1.0, scale)
         centre = np.where(np.isfinite(centre), centre, 0.0)
-        return Scaler(tuple(float(c) for c in centre), tuple(float(s) for s in scale))
+        return Scaler(tuple(float(c) for c in centre), tuple(float(s) for s in scale), tuple(floors))
 
     def forward(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        return np.asarray((values - np.asarray(self.centre)) / np.asarray(self.scale), dtype=np.float64)
+        logged = _log(values, self.floor)
+        return np.asarray((logged - np.asarray(self.centre)) / np.asarray(self.scale), dtype=np.float64)
 
     def inverse(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        return np.asarray(values * np.asarray(self.scale) + np.asarray(self.centre), dtype=np.float64)
+        out = np.asarray(values * np.asarray(self.scale) + np.asarray(self.centre), dtype=np.float64)
+        for k, floor in enumerate(self.floor):
+            if floor is not None:
+                out[..., k] = np.exp(out[..., k]) + floor
+        return out
+
+
+def _log(values: npt.NDArray[np.float64], floors: tuple[float | None, ...]) -> npt.NDArray[np.float64]:
+    if not any(f is not None for f in floors):
+        return values
+    out = np.array(values, dtype=np.float64)
+    for k, floor in enumerate(floors):
+        if floor is not None:  # a value at or below the floor (unseen in training) maps to the lowest log seen
+            out[..., k] = np.log(np.maximum(out[..., k] - floor, 1e-12))
+    return out
 
 
 def spec_to_json(spec: GenSpec) -> dict[str, Any]:

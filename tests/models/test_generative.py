@@ -337,3 +337,18 @@ def test_generate_continues_a_context_and_names_missing_columns(conditional: Pat
     done = subprocess.run([*args, "--context", str(ctx)], capture_output=True, text=True, timeout=300, check=False,
                           env=wide)  # fmt: skip
     assert done.returncode == 2 and "lacks the model's columns ['b']" in done.stderr
+
+
+def test_scaler_log_channels_round_trip_and_keep_the_floor() -> None:
+    from models.generative.spec import Scaler
+
+    rng = np.random.default_rng(4)
+    values = np.column_stack([rng.normal(5.0, 2.0, 500), rng.lognormal(0.0, 1.0, 500)])
+    scaler = Scaler.fit(values, log_channels=(1,))
+    assert scaler.floor[0] is None and scaler.floor[1] is not None
+    assert scaler.floor[1] < values[:, 1].min()
+    np.testing.assert_allclose(scaler.inverse(scaler.forward(values)), values, rtol=1e-12)
+    z = scaler.forward(values)
+    assert abs(float(np.mean(z[:, 1]))) < 1e-9 and abs(float(np.std(z[:, 1])) - 1.0) < 1e-9
+    # however far a sampled value falls, mapped back it stays above the floor
+    assert float(scaler.inverse(np.array([[0.0, -8.0]]))[0, 1]) > scaler.floor[1]
