@@ -377,7 +377,7 @@ def eval_timegan(
     for col in ("method", "discriminative ↓", "predictive ↓", "source"):
         table.add_column(col)
     table.add_row(
-        f"edgegen ({gen.network.tflite.__len__():,} B model)",
+        f"edgegen ({len(gen.network.tflite):,} B model)",
         f"{scores.discriminative_mean:.3f} ± {scores.discriminative_std:.3f}",
         f"{scores.predictive_mean:.3f} ± {scores.predictive_std:.3f}",
         "measured (mean ± std)",

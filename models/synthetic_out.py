@@ -16,8 +16,7 @@ written ``true``. Parquet stores the timestamp as ``timestamp[us, tz=UTC]`` and 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from gateway.storage import lineprotocol
+from gateway.storage.errors import LineProtocolError
 from models.errors import OutputError
 
 LABEL_COLUMNS = ("failure_mode", "synthetic", "generator_version", "model")
@@ -115,40 +116,33 @@ def write_parquet(batch: SyntheticBatch, path: Path | str) -> int:
 
 # ---- InfluxDB line protocol ----------------------------------------------------------------------------------
 
-_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ "})
-_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
-
 
 def _checked(text: str, what: str) -> str:
-    """Refuse what no escape carries the same way through InfluxDB 1.x and 2.x.
-
-    Newlines end a line; a backslash next to an escaped character (or at the end) is read differently by the
-    1.x and 2.x parsers, so backslashes are refused outright; an empty tag value or key is a syntax error.
-    """
-    if not text:
-        raise OutputError(f"empty {what}")
-    if "\n" in text or "\r" in text:
-        raise OutputError(f"newline in {what} {text!r}")
+    """Refuse any backslash, on top of what the gateway's line protocol refuses: next to an escaped character
+    the 1.x and 2.x parsers read it differently, and generated labels never need one."""
     if "\\" in text:
         raise OutputError(f"backslash in {what} {text!r}: InfluxDB 1.x and 2.x read it differently")
     return text
 
 
+def _escaped(encode: Callable[[], str]) -> str:
+    """The gateway's line-protocol escaping, its refusals as this package's error."""
+    try:
+        return encode()
+    except LineProtocolError as exc:
+        raise OutputError(str(exc)) from exc
+
+
 def _key(text: str, what: str) -> str:
-    return _checked(text, what).translate(_KEY)
+    return _escaped(lambda: lineprotocol.key(_checked(text, what), what))
 
 
 def _measurement(name: str) -> str:
-    if _checked(name, "measurement").startswith("#"):
-        raise OutputError(f"measurement {name!r} would read as a comment")
-    return name.translate(_MEASUREMENT)
+    return _escaped(lambda: lineprotocol.measurement(_checked(name, "measurement")))
 
 
 def _float(value: float) -> str:
-    """Shortest decimal that reads back to the same double; line protocol has no NaN or infinity."""
-    if not math.isfinite(value):
-        raise OutputError(f"non-finite value {value!r} cannot be written as line protocol")
-    return repr(value)
+    return _escaped(lambda: lineprotocol.float_value(value))
 
 
 def _iter_lines(batch: SyntheticBatch, measurement: str) -> Iterator[str]:
@@ -233,9 +227,8 @@ async def write_influx1(
             if "error" in result:
                 raise OutputError(f"InfluxDB at {base}: CREATE DATABASE: {result['error']}")
         params = {"db": database, "precision": "ns", **auth}
-        for start in range(0, len(lines), batch_lines):
-            body = "\n".join(lines[start : start + batch_lines]).encode()
-            await request(session, "/write", params, body)
+        for chunk in lineprotocol.chunks(lines, batch_lines):
+            await request(session, "/write", params, "\n".join(chunk).encode())
     return len(lines)
 
 

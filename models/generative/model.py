@@ -16,7 +16,7 @@ from models.errors import ArtifactError, EvaluationError
 from models.generative import calibration
 from models.generative.runtime import Forecast, Network
 from models.generative.spec import GenSpec, Scaler, spec_from_json, spec_to_json
-from models.generative.windows import Batch, contexts, one_hot
+from models.generative.windows import Batch, contexts, one_hot, training_windows
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -148,8 +148,6 @@ def train(
     scaler = scaler or Scaler.fit(np.concatenate([v for v, _ in segments]))
     scaled = [(scaler.forward(v), lab) for v, lab in segments]
     rng = np.random.default_rng(seed)
-    from models.generative.windows import training_windows
-
     batch, target = training_windows(spec, scaled, rng)
     if len(batch) < 8:
         raise EvaluationError(f"too little data to train: {len(batch)} windows")
