@@ -2,20 +2,23 @@
 
 Escaping follows the line-protocol reference: measurement names escape ``,`` and space; tag keys, tag values and
 field keys escape ``,``, ``=`` and space. Refused, because no escape reads back the same on InfluxDB 1.x and 2.x:
-newlines, a trailing backslash (1.x would read it as escaping the next separator), and a measurement starting with
-``#`` (a comment line).
+newlines, a trailing backslash (1.x would read it as escaping the next separator), a measurement starting with
+``#`` (a comment line), and in measurement names and field keys a backslash before a separator or a leading tab
+or NUL (R9's property test through a real InfluxDB 1.6.7 found both).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 
 from gateway.storage.errors import LineProtocolError
-from gateway.storage.records import Point, Record, points
+from gateway.storage.records import Point, Writable, points
 
 _MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ "})
 _KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_BACKSLASH_BEFORE_SEPARATOR = re.compile(r'\\(?=[,= "])')
 
 
 def _check(text: str, what: str) -> str:
@@ -28,13 +31,26 @@ def _check(text: str, what: str) -> str:
     return text
 
 
+def _check_name(text: str, what: str) -> str:
+    """Measurement names and field keys: InfluxDB 1.x reads a backslash before ``,`` ``=`` space or ``"`` there
+    as an escape whatever precedes it, and skips a leading tab or NUL, so such names cannot be written back."""
+    _check(text, what)
+    if _BACKSLASH_BEFORE_SEPARATOR.search(text):
+        raise LineProtocolError(f"backslash before a separator in {what} {text!r}")
+    if text.startswith(("\t", "\x00")):
+        raise LineProtocolError(f"leading tab or NUL in {what} {text!r}")
+    return text
+
+
 def measurement(name: str) -> str:
-    if _check(name, "measurement").startswith("#"):
+    if _check_name(name, "measurement").startswith("#"):
         raise LineProtocolError(f"measurement {name!r} would read as a comment")
     return name.translate(_MEASUREMENT)
 
 
 def key(text: str, what: str = "key") -> str:
+    if what == "field key":
+        _check_name(text, what)
     return _check(text, what).translate(_KEY)
 
 
@@ -57,7 +73,7 @@ def lines(points: Iterable[Point]) -> list[str]:
     return [line(p) for p in points]
 
 
-def encode_records(records: Sequence[Record]) -> tuple[list[str], int]:
+def encode_records(records: Sequence[Writable]) -> tuple[list[str], int]:
     """The records' lines and how many field values they carry."""
     out: list[str] = []
     values = 0

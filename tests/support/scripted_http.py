@@ -5,6 +5,7 @@ Used only where a real server cannot be made to misbehave, or cannot be installe
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -18,6 +19,7 @@ class Reply:
     status: int = 204
     body: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0  # answer this late (a stalled server: client timeouts, stop during a request)
 
 
 @dataclass
@@ -30,11 +32,11 @@ class Request:
 
 
 class ScriptedHttpServer:
-    def __init__(self, replies: list[Reply]) -> None:
+    def __init__(self, replies: list[Reply], port: int = 0) -> None:
         self._replies = deque(replies)
         self.requests: list[Request] = []
         self._runner: web.AppRunner | None = None
-        self.port = 0
+        self.port = port  # 0: any free port
 
     @property
     def url(self) -> str:
@@ -45,6 +47,8 @@ class ScriptedHttpServer:
             Request(request.method, request.path, dict(request.query), dict(request.headers), await request.read())
         )
         reply = self._replies.popleft() if self._replies else Reply(500, "script exhausted")
+        if reply.delay_s:
+            await asyncio.sleep(reply.delay_s)
         return web.Response(status=reply.status, text=reply.body or None, headers=reply.headers)
 
     async def __aenter__(self) -> Self:
@@ -52,7 +56,7 @@ class ScriptedHttpServer:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self
