@@ -22,17 +22,16 @@ def create_storage(settings: StorageSettings) -> Storage:
             settings.influx_url,
             settings.database,
             settings.username,
-            settings.password.get_secret_value() if settings.password else None,
+            settings.password_value(),
             settings.timeout_s,
             settings.create_database,
         )
     from gateway.storage.influx2 import Influx2Storage
 
-    if settings.token is None:
-        raise ConfigError("storage.token: required when storage.kind = 'influx2'")
-    return Influx2Storage(
-        settings.influx_url, settings.org, settings.bucket, settings.token.get_secret_value(), settings.timeout_s
-    )
+    token = settings.token_value()
+    if token is None:
+        raise ConfigError("storage.token or storage.token_file: required when storage.kind = 'influx2'")
+    return Influx2Storage(settings.influx_url, settings.org, settings.bucket, token, settings.timeout_s)
 
 
 __all__ = [

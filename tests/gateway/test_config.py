@@ -61,7 +61,7 @@ def test_bad_file_values_name_the_file_and_every_key(tmp_path: Path) -> None:
         f"  mqtt.url = 'http://broker' (from {source}): expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]",
         f"  mqtt.keepalive_s = -1 (from {source}): expected greater than 0",
         f"  storage.colour (from {source}): unknown key; expected one of kind, sqlite_path, influx_url, "
-        "timeout_s, database, username, password, create_database, org, bucket, token",
+        "timeout_s, database, username, password, password_file, create_database, org, bucket, token, token_file",
     ]
 
 
