@@ -33,7 +33,9 @@ import numpy.typing as npt
 from models.errors import EvaluationError
 from models.generative import calibration
 from models.generative.model import GenModel, one_step_residuals, train
+from models.generative.runtime import Forecast
 from models.generative.spec import GenSpec, Scaler
+from models.generative.windows import Batch, contexts, one_hot
 
 F64 = npt.NDArray[np.float64]
 
@@ -234,36 +236,72 @@ class Detector:
 
 
 class Stream:
-    """Point-by-point scoring: keeps the last ``context`` rows, the pending one-step forecast and the EWMA."""
+    """Point-by-point scoring: keeps the last ``context`` rows, the pending one-step forecast and the EWMA.
+
+    ``push_many`` takes any number of new rows at once: their forecasts come from one network call (a forecast
+    depends only on observed rows), the EWMA and interval recursions then run row by row — so feeding a series in
+    chunks of any size gives the same floats as ``Detector.score`` on the whole. ``batch`` and ``consume`` split
+    that call, so a caller can stack many streams' rows into one network call.
+    """
 
     def __init__(self, detector: Detector) -> None:
         self.d = detector
         spec = detector.model.spec
         self._history = np.zeros((0, len(spec.channels)), dtype=np.float64)
         f = detector.model.start()
-        self._mean, self._scale = f.mean[:, 0, :], f.scale[:, 0, :]
+        self._start = f.mean[:, 0, :], f.scale[:, 0, :]
+        self._mean, self._scale = self._start
         self._smoothed: float | None = None
         self._log_widen = np.zeros(len(calibration.LEVELS))
 
-    def push(self, row: F64) -> Scores:
+    def restart(self) -> None:
+        """Forget the context (after a long gap): the next row is forecast as a first step. The smoothed score
+        and interval widths carry on."""
+        self._history = self._history[:0]
+        self._mean, self._scale = self._start
+
+    def batch(self, rows: F64) -> tuple[F64, Batch]:
+        """The scaled rows and the network inputs for the forecast made after each of them."""
         d = self.d
-        z = d.model.scaler.forward(np.asarray(row, dtype=np.float64).reshape(1, -1))
-        raw = d.raw(z, self._mean, self._scale)
-        value = (
-            float(raw[0])
-            if self._smoothed is None
-            else _ewma_step(self._smoothed, float(raw[0]), d.params.smoothing)
-        )
+        spec = d.model.spec
+        z = d.model.scaler.forward(np.asarray(rows, dtype=np.float64).reshape(-1, len(spec.channels)))
+        series = np.concatenate([self._history, z])
+        ends = np.arange(len(self._history) + 1, len(series) + 1, dtype=np.int64)
+        ctx, mask = contexts(spec, series, ends)
+        return z, Batch(ctx, mask, one_hot(np.zeros(len(ends), dtype=np.int64), len(spec.classes)))
+
+    def consume(self, z: F64, f: Forecast) -> Scores:
+        """Scores for the rows ``batch`` prepared, given the network's forecasts for that batch."""
+        d = self.d
+        n = len(z)
+        mean1 = np.concatenate([self._mean, f.mean[:-1, 0, :]])  # the one-step forecast each row is judged by
+        scale1 = np.concatenate([self._scale, f.scale[:-1, 0, :]])
+        raw = d.raw(z, mean1, scale1)
+        smoothed = np.empty(n)
+        value = self._smoothed
+        for t in range(n):
+            value = float(raw[t]) if value is None else _ewma_step(value, float(raw[t]), d.params.smoothing)
+            smoothed[t] = value
         self._smoothed = value
-        smoothed = np.asarray([value])
-        abs_z = np.abs(z[0] - self._mean[0].astype(np.float64)) / self._scale[0].astype(np.float64)
-        self._log_widen = d.adapt(self._log_widen, abs_z)
+        abs_z = np.abs(z - mean1.astype(np.float64)) / scale1.astype(np.float64)
+        widen = np.empty((n, len(calibration.LEVELS)))
+        state = self._log_widen
+        for t in range(n):
+            state = d.adapt(state, abs_z[t])
+            widen[t] = np.exp(state)
+        self._log_widen = state
         self._history = np.concatenate([self._history, z])[-d.model.spec.context :]
-        f = d.model.forecast(self._history, np.asarray([len(self._history)], dtype=np.int64))
-        self._mean, self._scale = f.mean[:, 0, :], f.scale[:, 0, :]
-        score, p, centre, lower, upper = d.outputs(smoothed, f.mean, f.scale, np.exp(self._log_widen)[None, :])
+        self._mean, self._scale = f.mean[-1:, 0, :], f.scale[-1:, 0, :]
+        score, p, centre, lower, upper = d.outputs(smoothed, f.mean, f.scale, widen)
         flag = (smoothed > d.tail.level).astype(np.int8)
         return Scores(raw, smoothed, score, flag, p, centre, lower, upper)
+
+    def push_many(self, rows: F64) -> Scores:
+        z, batch = self.batch(rows)
+        return self.consume(z, self.d.model.network(batch))
+
+    def push(self, row: F64) -> Scores:
+        return self.push_many(np.asarray(row, dtype=np.float64).reshape(1, -1))
 
 
 BLOCK = 8

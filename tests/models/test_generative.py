@@ -117,6 +117,28 @@ def test_batch_and_streaming_scores_are_identical(detector_and_series: tuple[obj
 
 
 @needs_tf
+def test_scoring_in_chunks_of_any_size_equals_batch(detector_and_series: tuple[object, F64]) -> None:
+    """The gateway feeds each stream whatever rows a batch of frames brought: the chunking must not matter."""
+    from models.generative.detector import Detector
+
+    det, series = detector_and_series
+    assert isinstance(det, Detector)
+    part = series[3950:4150]
+    batch = det.score(part)
+    stream = det.stream()
+    sizes = [1, 7, 64, 3, 25, 100]
+    start = 0
+    for size in sizes:
+        out = stream.push_many(part[start : start + size])
+        for name in ("raw", "smoothed", "score", "flag", "p_anomaly", "mean", "lower", "upper"):
+            np.testing.assert_array_equal(
+                getattr(out, name), getattr(batch, name)[start : start + size], err_msg=f"{name} at {start}"
+            )
+        start += size
+    assert start == len(part)
+
+
+@needs_tf
 def test_flags_hold_the_false_alarm_rate_and_catch_faults(detector_and_series: tuple[object, F64]) -> None:
     det, series = detector_and_series
     out = det.score(series)  # type: ignore[attr-defined]
