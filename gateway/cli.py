@@ -84,10 +84,12 @@ async def _serve(settings: Settings) -> None:
 
 
 def _register_packages() -> None:
+    from gateway.nodes_cli import register as register_nodes
     from hil.cli import register as register_hil
     from models.cli import register as register_models
     from simulators.cli import register as register_simulators
 
+    register_nodes(app)
     register_simulators(app)
     register_hil(app)
     register_models(app)

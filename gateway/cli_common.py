@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +11,7 @@ import typer
 
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError, GatewayError
+from gateway.logs import configure_logging
 
 ConfigOption = Annotated[
     Path | None,
@@ -50,7 +50,7 @@ def settings_or_exit(config: Path | None, given: dict[str, Any]) -> Settings:
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.gateway.log_format, secrets=settings.secrets())
     return settings
 
 

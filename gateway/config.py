@@ -8,15 +8,20 @@ Each layer is a nested dict; the merged result is validated by pydantic at start
 
 Environment variables are ``EDGEGEN_<SECTION>__<KEY>`` (``EDGEGEN_MQTT__URL=mqtt://broker:1883``);
 ``EDGEGEN_CONFIG`` names the TOML file. docs/configuration.md lists every key.
+
+Secrets (``password``, ``token``) come from their own key or from a file beside it (``password_file``,
+``token_file``; one or the other, not both), read at load time. A secret never appears in an error or a repr;
+:meth:`Settings.secrets` lists them for the log redaction filter.
 """
 
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -26,9 +31,12 @@ from pydantic import (
     Field,
     PositiveFloat,
     PositiveInt,
+    PrivateAttr,
     SecretStr,
     ValidationError,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from gateway.errors import ConfigError
 from gateway.protocol.frame import DEFAULT_MAX_FRAME_BYTES
@@ -65,8 +73,95 @@ Identifier = Annotated[str, AfterValidator(_identifier)]
 Wildcard = Annotated[str, AfterValidator(lambda v: v if v == "+" else _identifier(v))]
 
 
+def _existing_file(path: Path) -> Path:
+    if not path.exists():
+        raise ValueError("expected an existing file")
+    if path.is_dir():
+        raise ValueError("expected a file, not a directory")
+    return path
+
+
+ExistingFile = Annotated[Path, AfterValidator(_existing_file)]
+
+# Errors raised by model validators carry the key they are about (their loc is only the section's) and never
+# the section's input, which may hold secrets; _describe formats them.
+_KEY_ERROR = "edgegen_key"
+_CONFLICT_ERROR = "edgegen_conflict"
+
+
+def _key_error(key: str, value: object, expected: str) -> PydanticCustomError:
+    return PydanticCustomError(_KEY_ERROR, "{expected}", {"key": key, "value": value, "expected": expected})
+
+
+def _read_secret(key: str, path: Path) -> SecretStr:
+    """A secret file's text (UTF-8) less one trailing newline; the secret never reaches an error."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise _key_error(key, str(path), f"a readable file ({exc.strerror})") from None
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        raise _key_error(key, str(path), "a UTF-8 text file") from None
+    text = text.removesuffix("\n").removesuffix("\r")
+    if not text:
+        raise _key_error(key, str(path), "a non-empty file (the secret, optionally ending in one newline)")
+    return SecretStr(text)
+
+
+def _no_passphrase() -> str:
+    # without a callback OpenSSL would prompt on the terminal for an encrypted key's passphrase
+    raise ValueError("the private key is encrypted")
+
+
+def _ssl_reason(exc: Exception) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return str(exc.reason or exc.strerror or exc)
+    if isinstance(exc, OSError):
+        return str(exc.strerror or exc)
+    return str(exc)
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # secrets read from ``<key>_file`` at load time, by secret key
+    _secrets_from_files: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> Self:
+        """For every secret key with a ``<key>_file`` beside it: one or the other, and read the file."""
+        for key in type(self).model_fields:
+            file_key = f"{key}_file"
+            path = getattr(self, file_key, None) if key in SECRET_KEYS else None
+            if path is None:
+                continue
+            if getattr(self, key) is not None:
+                raise PydanticCustomError(_CONFLICT_ERROR, "{key} and {other}", {"key": key, "other": file_key})
+            self._secrets_from_files[key] = _read_secret(file_key, path)
+        return self
+
+    def _secret(self, key: str) -> str | None:
+        """The secret ``key``, from its own key or from its file."""
+        value = getattr(self, key)
+        if value is None:
+            value = self._secrets_from_files.get(key)
+        return value.get_secret_value() if isinstance(value, SecretStr) else None
+
+    def secret_values(self) -> list[str]:
+        """Every non-empty secret this section (and the sections in it) holds."""
+        out: list[str] = []
+        for key in type(self).model_fields:
+            value = getattr(self, key)
+            if isinstance(value, Section):
+                out += value.secret_values()
+            elif isinstance(value, list | tuple):
+                out += [secret for item in value if isinstance(item, Section) for secret in item.secret_values()]
+            elif isinstance(value, SecretStr):
+                out.append(value.get_secret_value())
+            elif key in self._secrets_from_files:
+                out.append(self._secrets_from_files[key].get_secret_value())
+        return [secret for secret in out if secret]
 
 
 class MqttSettings(Section):
@@ -75,6 +170,17 @@ class MqttSettings(Section):
     site: Wildcard = "+"  # the site whose nodes this gateway serves; "+" for every site
     keepalive_s: PositiveInt = 30
     timeout_s: PositiveFloat = 10.0  # bound on connect, subscribe and publish
+    protocol: Literal["3.1.1", "5"] = "5"  # the gateway's own connection (nodes may use 3.1.1)
+    shared_group: Identifier | None = None  # join $share/{group}/... to split data topics across gateways
+    session_expiry_s: PositiveInt = 86_400  # MQTT 5: how long the broker queues for us while we are away
+    # broker security
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: ExistingFile | None = None  # the password in a file (systemd credential); not with password
+    ca_file: ExistingFile | None = None  # PEM CAs the broker's certificate must chain to (instead of the system's)
+    cert_file: ExistingFile | None = None  # PEM client certificate (its key too, unless key_file is given)
+    key_file: ExistingFile | None = None  # PEM private key of cert_file, unencrypted
+    tls_insecure: bool = False  # skip the broker's hostname check (the chain is still verified): for tests only
 
     @property
     def host(self) -> str:
@@ -87,7 +193,51 @@ class MqttSettings(Section):
 
     @property
     def tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
+        """TLS to the broker: an mqtts:// URL, or a ca_file (then on the URL's port)."""
+        return urlsplit(self.url).scheme == "mqtts" or self.ca_file is not None
+
+    def password_value(self) -> str | None:
+        """The broker password, from ``password`` or ``password_file``."""
+        return self._secret("password")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A new client context for the broker connection (aiomqtt ``tls_context=``, paho ``tls_set_context``),
+        or None without TLS. With ca_file only those CAs are trusted, not the system's."""
+        if not self.tls:
+            return None
+        context = self._verifying_context()
+        self._load_client_certificate(context)
+        return context
+
+    def _verifying_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.tls_insecure:
+            context.check_hostname = False
+        return context
+
+    def _load_client_certificate(self, context: ssl.SSLContext) -> None:
+        if self.cert_file is not None:
+            context.load_cert_chain(self.cert_file, self.key_file, password=_no_passphrase)
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Self:
+        """Client certificates need TLS and their key; the CA and certificate files must load."""
+        if self.key_file is not None and self.cert_file is None:
+            raise _key_error("key_file", str(self.key_file), "mqtt.cert_file as well (the key's certificate)")
+        if self.cert_file is not None and not self.tls:
+            raise _key_error("cert_file", str(self.cert_file), "TLS: an mqtts:// mqtt.url or an mqtt.ca_file")
+        if not self.tls:
+            return self
+        try:
+            context = self._verifying_context()
+        except (ssl.SSLError, OSError) as exc:
+            raise _key_error("ca_file", str(self.ca_file), f"PEM CA certificates ({_ssl_reason(exc)})") from None
+        try:
+            self._load_client_certificate(context)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            expected = "a PEM certificate and its unencrypted private key"
+            raise _key_error("cert_file", str(self.cert_file), f"{expected} ({_ssl_reason(exc)})") from None
+        return self
 
 
 class StorageSettings(Section):
@@ -99,22 +249,61 @@ class StorageSettings(Section):
     database: str = Field("edgegen", min_length=1)
     username: str | None = None
     password: SecretStr | None = None
+    password_file: ExistingFile | None = None  # the password in a file (systemd credential); not with password
     create_database: bool = True
     # InfluxDB 2.x / 3.x
     org: str = "edgegen"
     bucket: str = "edgegen"
     token: SecretStr | None = None
+    token_file: ExistingFile | None = None  # the API token in a file (systemd credential); not with token
+
+    def password_value(self) -> str | None:
+        """The InfluxDB 1.x password, from ``password`` or ``password_file``."""
+        return self._secret("password")
+
+    def token_value(self) -> str | None:
+        """The InfluxDB 2.x/3.x API token, from ``token`` or ``token_file``."""
+        return self._secret("token")
 
 
 class GatewaySettings(Section):
-    state_dir: Path = Path("edgegen-data")  # dead letters and, later, the spool
+    state_dir: Path = Path("edgegen-data")  # the spool, dead letters and the node registry
     max_frame_bytes: PositiveInt = DEFAULT_MAX_FRAME_BYTES
-    queue_frames: PositiveInt = 10_000  # accepted frames waiting for storage (back-pressure beyond)
-    batch_frames: PositiveInt = 500
-    flush_interval_s: PositiveFloat = 0.2
+    batch_frames: PositiveInt = 500  # frames per storage write
+    flush_interval_s: PositiveFloat = 0.2  # how long a partial batch waits for more frames
+    spool_max_frames: PositiveInt = 1_000_000  # frames waiting for storage; beyond, spool_overflow applies
+    spool_overflow: Literal["drop-oldest", "reject-new"] = "drop-oldest"  # reject-new dead-letters the new frame
+    spool_sync: Literal["full", "normal"] = "full"  # full: acknowledged frames survive power loss too
+    dedup_window_s: PositiveFloat = 3600.0  # how long a stored frame's (node, stream, seq) is remembered
+    drain_timeout_s: PositiveFloat = 30.0  # on SIGTERM: how long to keep writing the spool before exiting
+    http_host: str = "127.0.0.1"  # the operator endpoints: /metrics, /healthz, /readyz, /nodes
+    http_port: int = Field(9108, ge=0, le=65_535)  # 0 picks a free port
+    log_format: Literal["text", "json"] = "text"
+    offline_after_s: PositiveFloat = 90.0  # a node with no status or data for this long is shown offline
     dead_letter_max: PositiveInt = 10_000
     dead_letter_payload_bytes: PositiveInt = 65_536
     reject_log_interval_s: PositiveFloat = 10.0  # at most one log line per reject cause per interval
+
+
+class StreamBinding(Section):
+    """Which streams a generative model scores, and how they are brought to its time step."""
+
+    streams: str = "+/+/+"  # site/node/stream, "+" matches any one level
+    model: Path  # a generative model without suffix (MODEL.tflite + MODEL.json): models/artifacts/generative/skab
+    period_s: PositiveFloat = 1.0  # the model's time step: samples are averaged into bins of this length
+    max_gap_s: PositiveFloat = 10.0  # shorter gaps are interpolated; longer ones restart the stream's context
+    warmup_rows: int = Field(300, ge=20)  # model-step rows of each stream kept to calibrate its detector
+    alpha: float = Field(0.01, gt=0, lt=1)  # false-alarm rate of the flag on normal data
+    forecast_every: PositiveInt = 1  # write the forecast band every Nth row (scores are written for every row)
+
+
+class AnalyticsSettings(Section):
+    enabled: bool = True
+    bindings: list[StreamBinding] = []
+    decoder: Path | None = None  # the gateway half of a partitioned model (its .manifest.json): decodes embeddings
+    public_key: Path | None = None  # verifies the decoder's signature (default: models/artifacts/edgegen-dev.pub)
+    alerts_qos: int = Field(1, ge=0, le=1)
+    model_check_s: PositiveFloat = 5.0  # how often model files are checked for a new version (hot swap)
 
 
 class NodeSettings(Section):
@@ -135,7 +324,12 @@ class Settings(Section):
     mqtt: MqttSettings = MqttSettings()
     storage: StorageSettings = StorageSettings()
     gateway: GatewaySettings = GatewaySettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
     node: NodeSettings = NodeSettings()
+
+    def secrets(self) -> list[str]:
+        """Every configured secret, once each, for the log redaction filter."""
+        return list(dict.fromkeys(self.secret_values()))
 
 
 def env_layer(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
@@ -218,8 +412,20 @@ def _describe(exc: ValidationError, origin: Mapping[tuple[str, ...], str]) -> st
         if error["type"] == "extra_forbidden":
             lines.append(f"{key} (from {source}): unknown key; expected one of {_known_keys(path[:-1])}")
             continue
+        ctx = error.get("ctx", {})
+        if error["type"] == _CONFLICT_ERROR:
+            one, other = (*path, ctx["key"]), (*path, ctx["other"])
+            lines.append(
+                f"{'.'.join(one)} (from {_source(one, origin)}) and {'.'.join(other)} "
+                f"(from {_source(other, origin)}): expected one or the other, not both"
+            )
+            continue
+        value = error["input"]
+        if error["type"] == _KEY_ERROR:  # a section's check about one of its keys: name that key
+            path, value = (*path, ctx["key"]), ctx["value"]
+            key, source = ".".join(path), _source(path, origin)
         expected = error["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
-        shown = "<secret>" if path[-1] in SECRET_KEYS else repr(error["input"])
+        shown = "<secret>" if path[-1] in SECRET_KEYS else repr(value)
         lines.append(f"{key} = {shown} (from {source}): expected {expected.removeprefix('expected ')}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
 class GatewayMetrics:
@@ -11,6 +11,9 @@ class GatewayMetrics:
         r = self.registry
         self.messages_received = Counter(
             "edgegen_messages_received", "MQTT messages received on data topics", registry=r
+        )
+        self.status_messages = Counter(
+            "edgegen_status_messages", "Node status messages (and last wills) received", registry=r
         )
         self.frames_accepted = Counter("edgegen_frames_accepted", "Frames that passed validation", registry=r)
         self.frames_rejected = Counter(
@@ -21,16 +24,44 @@ class GatewayMetrics:
         self.values_nonfinite = Counter(
             "edgegen_values_nonfinite", "NaN/Inf sample values, which storage cannot hold", registry=r
         )
-        self.storage_errors = Counter(
-            "edgegen_storage_errors", "Failed storage writes, by kind", ["kind"], registry=r
-        )
-        self.storage_write_seconds = Histogram(
-            "edgegen_storage_write_seconds", "Duration of successful storage writes", registry=r
-        )
         self.dead_letters_dropped = Counter(
             "edgegen_dead_letters_dropped", "Dead-letter records evicted because the store was full", registry=r
         )
-        self.queue_depth = Gauge("edgegen_queue_frames", "Accepted frames waiting for storage", registry=r)
+        self.frames_acked = Counter(
+            "edgegen_frames_acked",
+            "QoS 1 messages acknowledged to the broker (after the spool commit)",
+            registry=r,
+        )
+        self.frames_duplicate = Counter(
+            "edgegen_frames_duplicate",
+            "Frames whose (node, stream, seq) was already spooled or stored",
+            registry=r,
+        )
+        self.spool_depth = Gauge("edgegen_spool_frames", "Frames in the spool waiting for storage", registry=r)
+        self.spool_overflow = Counter(
+            "edgegen_spool_overflow", "Frames lost to a full spool, by policy", ["policy"], registry=r
+        )
+        self.spool_salvaged = Counter(
+            "edgegen_spool_salvaged", "Waiting frames recovered from a damaged spool file", registry=r
+        )
+        self.spool_quarantined = Counter(
+            "edgegen_spool_quarantined", "Spool rows left in the quarantined file (unreadable)", registry=r
+        )
+        self.node_last_seen = Gauge(
+            "edgegen_node_last_seen_timestamp_seconds",
+            "When a node's last stored frame arrived",
+            ["site", "node"],
+            registry=r,
+        )
+        self.node_clock_offset = Gauge(
+            "edgegen_node_clock_offset_seconds",
+            "Arrival time minus the node's timestamp of the frame's last sample (latency plus clock skew)",
+            ["site", "node"],
+            registry=r,
+        )
+        self.analytics_failures = Counter(
+            "edgegen_analytics_failures", "Batches stored without model outputs because scoring failed", registry=r
+        )
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a sample (``edgegen_frames_rejected_total``, ...); 0 when never incremented."""

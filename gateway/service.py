@@ -1,12 +1,16 @@
-"""The gateway service: MQTT ingest -> validate -> queue -> batched storage writes.
+"""The gateway daemon: MQTT ingest -> validate -> spool -> analytics -> storage, observable over HTTP.
 
-Two tasks share a bounded queue. The ingest task holds a persistent MQTT session (fixed client id, clean session
-off, QoS 1), so messages published while the gateway is away wait at the broker. The writer task batches accepted
-frames and writes them, retrying with jittered backoff while storage is unavailable; a full queue pushes back on
-ingest instead of dropping.
+Three loops share the disk spool:
+- ingest: takes what the paho thread received, validates it, commits it to the spool (rejects to the dead-letter
+  store, status messages to the node registry), and only then acknowledges it to the broker;
+- writer: takes the oldest spooled frames, runs the generative model on them, writes frames and model outputs to
+  storage through the :class:`~gateway.writer.StorageWriter` (retries, 413 splits, dead letters), and marks them
+  done in the spool;
+- housekeeping: prunes old de-duplication keys, checks for new model versions, refreshes gauges and heartbeats.
 
-Limitation until the disk spool lands (issue 6): aiomqtt acknowledges a message when it arrives, so frames still
-in the queue when the process dies are lost. A clean stop drains the queue first.
+A crash loses nothing: acknowledged messages are in the spool, unacknowledged ones are redelivered, and storage
+writes are idempotent (points keep their node timestamps). On SIGTERM the gateway stops ingesting, writes what the
+spool holds for up to ``gateway.drain_timeout_s`` and exits; what is left stays in the spool for the next start.
 """
 
 from __future__ import annotations
@@ -14,27 +18,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-import aiomqtt
-
+from gateway.analytics.engine import Analytics
 from gateway.backoff import Backoff
 from gateway.config import Settings
 from gateway.deadletter import DeadLetterStore
+from gateway.fleet import BadStatus, NodeRegistry
+from gateway.health import Health
+from gateway.http_api import OperatorServer
+from gateway.ingest import Message, MqttIngest
 from gateway.metrics import GatewayMetrics
-from gateway.protocol import FrameError, data_filter, data_topic, encode, parse_topic
+from gateway.protocol import Channel, FrameError, data_topic, decode, encode, parse_topic
+from gateway.protocol.errors import BadTopic
 from gateway.rejects import RejectHandler
+from gateway.spool import Incoming, Spool, Spooled
 from gateway.stats import NodeTable
-from gateway.storage import Storage, StorageRejected, StorageUnavailable, create_storage
-from gateway.storage.errors import LineProtocolError
-from gateway.storage.records import Record
+from gateway.storage import Storage, StorageError, create_storage
+from gateway.storage.records import Record, Writable
 from gateway.validate import validate
+from gateway.writer import StorageWriter
 
 log = logging.getLogger(__name__)
 
 STORAGE_REJECTED = "storage_rejected"
+SPOOL_FULL = "spool_full"
+SPOOL_CORRUPT = "spool_corrupt"
+T = TypeVar("T")
 
 
 class Gateway:
@@ -47,11 +60,22 @@ class Gateway:
         self.settings = settings
         self.storage = storage if storage is not None else create_storage(settings.storage)
         self.metrics = metrics or GatewayMetrics()
+        self.health = Health(expected=("mqtt", "storage"))
         self.nodes = NodeTable()
         self.connected = asyncio.Event()
-        self._queue: asyncio.Queue[Record] = asyncio.Queue(maxsize=settings.gateway.queue_frames)
-        self._rejects: RejectHandler | None = None
+        self.analytics: Analytics | None = None
+        self.registry: NodeRegistry | None = None
+        self.operator: OperatorServer | None = None
         self._dead_letters: DeadLetterStore | None = None
+        self._rejects: RejectHandler | None = None
+        self._spool: Spool | None = None
+        self._ingest: MqttIngest | None = None
+        self._writer: StorageWriter | None = None
+        self._spool_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgegen-spool")
+        self._spooled = asyncio.Event()  # the writer's wake-up
+        self._stopping = asyncio.Event()  # aborts storage retries at the drain deadline
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
 
     @property
     def dead_letters(self) -> DeadLetterStore:
@@ -59,161 +83,324 @@ class Gateway:
             raise RuntimeError("the gateway is not running")
         return self._dead_letters
 
+    @property
+    def spool(self) -> Spool:
+        if self._spool is None:
+            raise RuntimeError("the gateway is not running")
+        return self._spool
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set; then stop ingesting, drain the queue to storage and close."""
+        """Run until ``stop`` is set; then stop ingesting, drain the spool to storage (bounded) and close."""
         gw = self.settings.gateway
-        dead_letters = DeadLetterStore(
+        gw.state_dir.mkdir(parents=True, exist_ok=True)
+        self._dead_letters = DeadLetterStore(
             gw.state_dir / "dead-letters.sqlite", gw.dead_letter_max, gw.dead_letter_payload_bytes
         )
-        self._dead_letters = dead_letters
-        self._rejects = RejectHandler(self.metrics, dead_letters, gw.reject_log_interval_s)
+        self._rejects = RejectHandler(self.metrics, self._dead_letters, gw.reject_log_interval_s)
         try:
-            await self.storage.open()
-            log.info("storage %s open", self.storage.name)
-            try:
-                await self._serve(stop)
-            finally:
-                await self.storage.close()
+            self._spool = await self._in_spool(
+                Spool,
+                gw.state_dir / "spool.sqlite",
+                gw.spool_max_frames,
+                gw.spool_overflow,
+                gw.dedup_window_s,
+                gw.spool_sync,
+            )
+            if self._spool.salvage is not None:
+                s = self._spool.salvage
+                self.metrics.spool_salvaged.inc(s.salvaged)
+                self.metrics.spool_quarantined.inc(s.lost)
+            self.registry = NodeRegistry(gw.state_dir / "nodes.sqlite", gw.offline_after_s)
+            loop = asyncio.get_running_loop()
+            self._ingest = MqttIngest(self.settings.mqtt, loop)
+            self.analytics = (
+                Analytics(self.settings.analytics, self.metrics.registry, self._ingest.publish)
+                if self.settings.analytics.enabled
+                else None
+            )
+            self._writer = StorageWriter(
+                self.storage,
+                on_dead_letter=self._dead_letter_refused,
+                on_alert=lambda text: self.health.set("storage", False, text),
+                registry=self.metrics.registry,
+            )
+            self.operator = OperatorServer(
+                self.health, self.metrics.registry, gw.http_host, gw.http_port, {"/nodes": self._nodes_json}
+            )
+            await self.operator.start()
+            log.info("operator endpoints on %s", self.operator.url)
+            await self._serve(stop)
         finally:
-            dead_letters.close()
-            log.info("gateway stopped")
+            await self._close()
+
+    async def _close(self) -> None:
+        if self.operator is not None:
+            with contextlib.suppress(Exception):
+                await self.operator.stop()
+        if self.registry is not None:
+            self.registry.close()
+        if self._spool is not None:
+            await self._in_spool(self._spool.close)
+        self._spool_thread.shutdown(wait=True)
+        if self._dead_letters is not None:
+            self._dead_letters.close()
+        log.info("gateway stopped")
 
     async def _serve(self, stop: asyncio.Event) -> None:
-        ingest = asyncio.create_task(self._ingest(), name="edgegen-ingest")
+        assert self._ingest is not None
+        self._ingest.start()
+        ingest = asyncio.create_task(self._ingest_loop(), name="edgegen-ingest")
         writer = asyncio.create_task(self._write_loop(), name="edgegen-writer")
+        housekeeping = asyncio.create_task(self._housekeeping(), name="edgegen-housekeeping")
         stopping = asyncio.create_task(stop.wait(), name="edgegen-stop")
         try:
-            done, _ = await asyncio.wait({ingest, writer, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {ingest, writer, housekeeping, stopping}, return_when=asyncio.FIRST_COMPLETED
+            )
             for task in done - {stopping}:
-                task.result()  # an ingest or writer task only ends by raising: surface it
+                task.result()  # a loop only ends by raising: surface it
         finally:
             stopping.cancel()
             await _cancel(ingest)
+            await _cancel(housekeeping)
+            with contextlib.suppress(Exception):  # unacknowledged messages stay with the broker's session
+                await self._ingest.stop()
+            self.connected.clear()
             await self._drain(writer)
-            await _cancel(writer)
 
     async def _drain(self, writer: asyncio.Task[None]) -> None:
-        if writer.done() or self._queue.empty():
-            return
-        log.info("draining %d queued frames to storage", self._queue.qsize())
-        try:
-            await asyncio.wait_for(self._queue.join(), timeout=self.settings.storage.timeout_s * 3)
-        except TimeoutError:
-            log.error("storage did not take %d queued frames before shutdown; they are lost", self._queue.qsize())
+        """Let the writer empty the spool for up to ``drain_timeout_s``; what remains is written at next start."""
+        timeout = self.settings.gateway.drain_timeout_s
+        if not writer.done():
+            pending = self.spool.pending
+            if pending:
+                log.info("draining %d spooled frames to storage (up to %.0f s)", pending, timeout)
+            deadline = time.monotonic() + timeout
+            while self.spool.pending and not writer.done() and time.monotonic() < deadline:
+                self._spooled.set()
+                await asyncio.sleep(0.05)
+            self._stopping.set()
+            await _cancel(writer)
+        if self.spool.pending:
+            log.warning("%d frames stay in the spool for the next start", self.spool.pending)
 
-    # -- ingest ---------------------------------------------------------------------------------------------
+    # -- ingest ----------------------------------------------------------------------------------------------
 
-    async def _ingest(self) -> None:
-        mqtt = self.settings.mqtt
-        backoff = Backoff()
+    async def _ingest_loop(self) -> None:
+        ingest = self._ingest
+        assert ingest is not None
         while True:
-            try:
-                async with aiomqtt.Client(
-                    mqtt.host,
-                    mqtt.port,
-                    identifier=mqtt.client_id,
-                    clean_session=False,
-                    keepalive=mqtt.keepalive_s,
-                    timeout=mqtt.timeout_s,
-                    tls_context=ssl.create_default_context() if mqtt.tls else None,
-                ) as client:
-                    await client.subscribe(data_filter(mqtt.site), qos=1)
-                    log.info("subscribed to %s on %s", data_filter(mqtt.site), mqtt.url)
-                    backoff.reset()
-                    self.connected.set()
-                    async for message in client.messages:
-                        await self.on_message(str(message.topic), _as_bytes(message.payload))
-            except aiomqtt.MqttError as exc:
-                self.connected.clear()
-                delay = backoff.next()
-                log.warning("MQTT %s: %s; reconnecting in %.1f s", mqtt.url, exc, delay)
-                await asyncio.sleep(delay)
+            self.health.heartbeat("ingest", stale_after_s=60)
+            batch = await ingest.batch(1000, wait_s=1.0)
+            self._sync_connection()
+            if batch:
+                await self._spool_batch(batch)
+                self.metrics.spool_depth.set(self.spool.pending)
+                del batch
 
-    async def on_message(self, topic: str, payload: bytes) -> None:
-        """Validate one data-topic message and queue it for storage, or reject it with its cause."""
-        self.metrics.messages_received.inc()
+    def _sync_connection(self) -> None:
+        assert self._ingest is not None
+        up = self._ingest.connected.is_set()
+        self.health.set("mqtt", up, "connected" if up else "not connected to " + self.settings.mqtt.url)
+        if up:
+            self.connected.set()
+        else:
+            self.connected.clear()
+
+    async def _spool_batch(self, messages: list[Message]) -> None:
+        """Validate, commit to the spool, then acknowledge: the order that makes a crash lose nothing."""
+        assert self._ingest is not None
+        incoming: list[Incoming] = []
+        now_us = time.time_ns() // 1000
+        for m in messages:
+            try:
+                topic = parse_topic(m.topic)
+            except BadTopic as exc:
+                self.metrics.messages_received.inc()
+                self._reject(m.topic, m.payload, exc)
+                continue
+            if topic.channel is Channel.STATUS:
+                self.metrics.status_messages.inc()
+                self._status(m.topic, m.payload, now_us)
+                continue
+            self.metrics.messages_received.inc()
+            try:
+                r = validate(m.topic, m.payload, self.settings.gateway.max_frame_bytes)
+            except FrameError as exc:
+                self._reject(m.topic, m.payload, exc)
+                continue
+            if r.nonfinite:
+                self.metrics.values_nonfinite.inc(r.nonfinite)
+            self.metrics.frames_accepted.inc()
+            incoming.append(Incoming(r.site, r.node, r.stream, r.frame.seq, m.topic, m.payload, r.frame.t0_us))
+        if incoming:
+            result = await self._in_spool(self.spool.add, incoming)
+            self.metrics.frames_duplicate.inc(result.duplicates)
+            if result.dropped_oldest:
+                self.metrics.spool_overflow.labels(policy="drop-oldest").inc(result.dropped_oldest)
+                log.error("spool full: dropped the %d oldest waiting frames", result.dropped_oldest)
+            for index in result.rejected:
+                self.metrics.spool_overflow.labels(policy="reject-new").inc()
+                item = incoming[index]
+                self.metrics.frames_rejected.labels(cause=SPOOL_FULL).inc()
+                self.dead_letters.add(item.topic, item.payload, SPOOL_FULL, "the spool is full (reject-new)")
+            if any(result.accepted):
+                self._spooled.set()
+        self.metrics.frames_acked.inc(self._ingest.ack(messages))
+
+    def _status(self, topic: str, payload: bytes, now_us: int) -> None:
+        assert self.registry is not None
         try:
-            record = validate(topic, payload, self.settings.gateway.max_frame_bytes)
-        except FrameError as exc:
-            self._reject(topic, payload, exc)
-            return
-        if record.nonfinite:
-            self.metrics.values_nonfinite.inc(record.nonfinite)
-        self.metrics.frames_accepted.inc()
-        await self._queue.put(record)
-        self.metrics.queue_depth.set(self._queue.qsize())
+            self.registry.update_status(topic, payload, now_us)
+        except BadStatus as exc:
+            self.metrics.frames_rejected.labels(cause="bad_status").inc()
+            log.warning("status on %s: %s", topic, exc)
 
     def _reject(self, topic: str, payload: bytes, error: FrameError) -> None:
-        if self._rejects is None:
-            raise RuntimeError("the gateway is not running")
+        assert self._rejects is not None
         self._rejects.reject(topic, payload, error)
         with contextlib.suppress(FrameError):
             node = parse_topic(topic)
             self.nodes[(node.site, node.node)].rejects += 1
 
-    # -- storage --------------------------------------------------------------------------------------------
+    # -- storage ---------------------------------------------------------------------------------------------
 
-    async def _write_loop(self) -> None:
-        gw = self.settings.gateway
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self._queue.get()]
-            deadline = loop.time() + gw.flush_interval_s
-            while len(batch) < gw.batch_frames:
-                if self._queue.empty():
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    try:
-                        batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-                    except TimeoutError:
-                        break
-                else:
-                    batch.append(self._queue.get_nowait())
-            try:
-                await self._store(batch)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
-                self.metrics.queue_depth.set(self._queue.qsize())
-
-    async def _store(self, batch: Sequence[Record]) -> None:
-        """Write ``batch``, waiting out unavailability; isolate and dead-letter frames storage refuses."""
+    async def _open_storage(self) -> None:
         backoff = Backoff()
         while True:
-            started = time.perf_counter()
             try:
-                values = await self.storage.write(batch)
-            except StorageUnavailable as exc:
-                self.metrics.storage_errors.labels(kind="unavailable").inc()
-                delay = max(exc.retry_after_s or 0.0, backoff.next())
-                log.warning("storage unavailable (%s); retrying %d frames in %.1f s", exc, len(batch), delay)
-                await asyncio.sleep(delay)
-                continue
-            except (StorageRejected, LineProtocolError) as exc:
-                self.metrics.storage_errors.labels(kind="rejected").inc()
-                if len(batch) == 1:
-                    self._dead_letter_refused(batch[0], exc)
-                    return
-                for record in batch:  # one refused frame must not take the batch's valid frames with it
-                    await self._store([record])
+                await self.storage.open()
+                self.health.set("storage", True, f"{self.storage.name} open")
+                log.info("storage %s open", self.storage.name)
                 return
-            self.metrics.storage_write_seconds.observe(time.perf_counter() - started)
-            self.metrics.frames_stored.inc(len(batch))
-            self.metrics.values_stored.inc(values)
-            for record in batch:
-                stats = self.nodes[(record.site, record.node)]
-                stats.frames += 1
-                stats.values += record.storable_values
-            return
+            except StorageError as exc:
+                if not exc.retryable:
+                    raise
+                self.health.set("storage", False, str(exc))
+                delay = backoff.next()
+                log.warning("storage %s not available (%s); retrying in %.1f s", self.storage.name, exc, delay)
+                await asyncio.sleep(delay)
 
-    def _dead_letter_refused(self, record: Record, error: Exception) -> None:
+    async def _write_loop(self) -> None:
+        await self._open_storage()
+        try:
+            while True:
+                self.health.heartbeat("writer", stale_after_s=300)
+                rows = await self._in_spool(self.spool.take, self.settings.gateway.batch_frames)
+                if len(rows) < self.settings.gateway.batch_frames and not self._draining():
+                    self._spooled.clear()
+                    with contextlib.suppress(TimeoutError):  # gather a fuller batch, or wait for the first frame
+                        await asyncio.wait_for(self._spooled.wait(), self.settings.gateway.flush_interval_s)
+                    if rows:
+                        await asyncio.sleep(0)  # let the ingest loop commit what it has
+                    rows = await self._in_spool(self.spool.take, self.settings.gateway.batch_frames)
+                if rows:
+                    await self._write(rows)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.storage.close()
+
+    def _draining(self) -> bool:
+        return self._ingest is None or (not self._ingest.connected.is_set() and self.spool.pending > 0)
+
+    async def _write(self, rows: list[Spooled]) -> None:
+        assert self._writer is not None
+        records: list[Record] = []
+        decodable: list[Spooled] = []
+        done_ids: list[int] = []
+        for row in rows:
+            try:
+                records.append(Record.of(row.site, row.stream, decode(row.payload)))
+                decodable.append(row)
+            except FrameError as exc:  # the spool's bytes no longer pass the frame checksum
+                self.metrics.frames_rejected.labels(cause=SPOOL_CORRUPT).inc()
+                self.dead_letters.add(row.topic, row.payload, SPOOL_CORRUPT, str(exc))
+                done_ids.append(row.id)
+        derived = self._analyse(records)
+        batch: list[Writable] = [*records, *derived]
+        outcome = await self._writer.write(batch, self._stopping)
+        if outcome.aborted:
+            return  # shutting down: the frames stay spooled
+        self.health.set("storage", True, f"{self.storage.name} writing")
+        await self._in_spool(self.spool.done, [*done_ids, *(row.id for row in rows)])
+        self.metrics.spool_depth.set(self.spool.pending)
+        stored = [i for i in outcome.stored if i < len(records)]
+        self._account([records[i] for i in stored], [decodable[i] for i in stored])
+
+    def _analyse(self, records: Sequence[Record]) -> list[Writable]:
+        if self.analytics is None or not records:
+            return []
+        try:
+            return list(self.analytics.process(records))
+        except Exception:  # a scoring bug must never stop frames reaching storage
+            self.metrics.analytics_failures.inc()
+            log.exception(
+                "analytics failed on a batch of %d frames; frames are stored without outputs", len(records)
+            )
+            return []
+
+    def _account(self, records: Sequence[Record], rows: Sequence[Spooled]) -> None:
+        assert self.registry is not None
+        now_us = time.time_ns() // 1000
+        frames = 0
+        for record, row in zip(records, rows, strict=True):
+            stats = self.nodes[(record.site, record.node)]
+            stats.frames += 1
+            stats.values += record.storable_values
+            frames += 1
+            ts = record.frame.timestamps_us()
+            self.metrics.node_last_seen.labels(record.site, record.node).set(row.received_us / 1e6)
+            self.metrics.node_clock_offset.labels(record.site, record.node).set(
+                (row.received_us - int(ts[-1])) / 1e6
+            )
+            self.registry.seen(record.site, record.node, now_us)
+        self.metrics.frames_stored.inc(frames)
+        self.metrics.values_stored.inc(sum(r.storable_values for r in records))
+
+    def _dead_letter_refused(self, record: Writable, cause: str, detail: str) -> None:
+        if not isinstance(record, Record):
+            log.error(
+                "storage refused %d model output points for %s/%s: %s",
+                len(record.points),
+                record.node,
+                record.stream,
+                detail,
+            )
+            self.metrics.frames_rejected.labels(cause="output_rejected").inc()
+            return
         topic = str(data_topic(record.site, record.node, record.stream))
-        log.error("storage refused frame %s seq %d: %s", topic, record.frame.seq, error)
+        log.error("storage refused frame %s seq %d: %s", topic, record.frame.seq, detail)
         self.metrics.frames_rejected.labels(cause=STORAGE_REJECTED).inc()
-        evicted = self.dead_letters.add(topic, encode(record.frame), STORAGE_REJECTED, str(error))
+        evicted = self.dead_letters.add(topic, encode(record.frame), cause or STORAGE_REJECTED, detail)
         if evicted:
             self.metrics.dead_letters_dropped.inc(evicted)
+
+    # -- housekeeping ----------------------------------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        last_prune = 0.0
+        while True:
+            self.health.heartbeat("housekeeping", stale_after_s=60)
+            now = time.monotonic()
+            if now - last_prune > 60:
+                pruned = await self._in_spool(self.spool.prune)
+                if pruned:
+                    log.debug("forgot %d de-duplication keys", pruned)
+                last_prune = now
+            if self.analytics is not None:
+                self.analytics.check_models()
+            self.metrics.spool_depth.set(self.spool.pending)
+            await asyncio.sleep(1.0)
+
+    # -- operator views --------------------------------------------------------------------------------------
+
+    async def _nodes_json(self) -> list[dict[str, Any]]:
+        assert self.registry is not None
+        return [e.to_json() for e in self.registry.entries(time.time_ns() // 1000)]
+
+    async def _in_spool(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a spool call on the thread that owns the spool (SQLite commits wait on the disk)."""
+        return await asyncio.get_running_loop().run_in_executor(self._spool_thread, fn, *args)
 
     @property
     def stored_frames(self) -> int:
@@ -221,20 +408,12 @@ class Gateway:
 
     @property
     def queued_frames(self) -> int:
-        return self._queue.qsize()
+        return self.spool.pending if self._spool is not None else 0
 
 
-def _as_bytes(payload: object) -> bytes:
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    if isinstance(payload, str):
-        return payload.encode()
-    return b"" if payload is None else str(payload).encode()
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
+async def _cancel(task: asyncio.Task[Any]) -> None:
     if task.done():
-        return  # its outcome was already surfaced by run()
+        return
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

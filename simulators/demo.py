@@ -62,7 +62,7 @@ async def _broker(settings: Settings, embedded: bool) -> AsyncIterator[Settings]
         yield settings
         return
     async with EmbeddedBroker() as broker:
-        mqtt = settings.mqtt.model_copy(update={"url": broker.url})
+        mqtt = settings.mqtt.model_copy(update={"url": broker.url, "protocol": "3.1.1"})  # amqtt: MQTT 3.1.1 only
         yield settings.model_copy(update={"mqtt": mqtt})
 
 

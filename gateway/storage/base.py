@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from gateway.storage.records import Record
+from gateway.storage.records import Writable
 
 
 class Storage(Protocol):
@@ -20,7 +20,7 @@ class Storage(Protocol):
 
     async def open(self) -> None: ...
 
-    async def write(self, records: Sequence[Record]) -> int:
+    async def write(self, records: Sequence[Writable]) -> int:
         """Store the records' points; return how many values were stored."""
         ...
 

@@ -15,7 +15,7 @@ import aiohttp
 from gateway.storage import lineprotocol
 from gateway.storage.errors import StorageRejected, StorageUnavailable
 from gateway.storage.http_status import error_for_status
-from gateway.storage.records import Record
+from gateway.storage.records import Writable
 
 
 def _ident(name: str) -> str:
@@ -61,7 +61,7 @@ class Influx1Storage:
                 await self.close()
                 raise
 
-    async def write(self, records: Sequence[Record]) -> int:
+    async def write(self, records: Sequence[Writable]) -> int:
         body_lines, values = lineprotocol.encode_records(records)
         if not body_lines:
             return 0

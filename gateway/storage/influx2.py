@@ -18,7 +18,7 @@ from influxdb_client.rest import ApiException
 from gateway.storage import lineprotocol
 from gateway.storage.errors import StorageUnavailable
 from gateway.storage.http_status import error_for_status
-from gateway.storage.records import Record
+from gateway.storage.records import Writable
 
 
 class Influx2Storage:
@@ -35,7 +35,7 @@ class Influx2Storage:
     async def open(self) -> None:
         self._client = InfluxDBClientAsync(url=self.url, token=self._token, org=self.org, timeout=self._timeout_ms)
 
-    async def write(self, records: Sequence[Record]) -> int:
+    async def write(self, records: Sequence[Writable]) -> int:
         if self._client is None:
             raise StorageUnavailable("InfluxDB storage is not open")
         body_lines, values = lineprotocol.encode_records(records)

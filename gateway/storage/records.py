@@ -52,13 +52,34 @@ class Point:
     ts_us: int
 
 
+@dataclass(frozen=True, slots=True)
+class Derived:
+    """Points the gateway computed from a stream (scores, forecasts, decoded windows): stored beside its samples,
+    tagged with the model and version that made them so two versions never overwrite each other."""
+
+    site: str
+    node: str
+    stream: str
+    points: tuple[Point, ...]
+
+    @property
+    def storable_values(self) -> int:
+        return sum(len(p.fields) for p in self.points)
+
+
+Writable = Record | Derived  # what a storage backend takes
+
+
 def field_names(record: Record) -> list[str]:
     prefix = MEASUREMENTS[record.frame.msg_type][1]
     return [f"{prefix}{c}" for c in range(record.frame.n_channels)]
 
 
-def points(record: Record) -> Iterator[Point]:
+def points(record: Writable) -> Iterator[Point]:
     """The record's points; a sample whose channels are all non-finite yields no point at all."""
+    if isinstance(record, Derived):
+        yield from record.points
+        return
     tags = (("node", record.node), ("site", record.site), ("stream", record.stream))
     names = field_names(record)
     values = record.frame.physical().tolist()

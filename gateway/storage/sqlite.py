@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.storage.errors import StorageRejected, StorageUnavailable
-from gateway.storage.records import Record, points
+from gateway.storage.records import Derived, Writable, points
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS points (
@@ -26,6 +26,14 @@ CREATE TABLE IF NOT EXISTS points (
     field TEXT NOT NULL,
     value REAL NOT NULL,
     PRIMARY KEY (measurement, site, node, stream, ts_us, field)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS derived (
+    measurement TEXT NOT NULL,
+    tags TEXT NOT NULL,             -- every tag as k=v joined by ',' in key order (model version included)
+    ts_us INTEGER NOT NULL,
+    field TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (measurement, tags, ts_us, field)
 ) WITHOUT ROWID;
 """
 
@@ -55,26 +63,35 @@ class SqliteStorage:
         conn.executescript(SCHEMA)
         self._conn = conn
 
-    async def write(self, records: Sequence[Record]) -> int:
+    async def write(self, records: Sequence[Writable]) -> int:
         rows = [
             (p.measurement, r.site, r.node, r.stream, p.ts_us, name, value)
             for r in records
+            if not isinstance(r, Derived)
             for p in points(r)
             for name, value in p.fields
         ]
-        await self._run(self._write_sync, rows)
-        return len(rows)
+        derived = [
+            (p.measurement, ",".join(f"{k}={v}" for k, v in p.tags), p.ts_us, name, value)
+            for r in records
+            if isinstance(r, Derived)
+            for p in r.points
+            for name, value in p.fields
+        ]
+        await self._run(self._write_sync, rows, derived)
+        return len(rows) + len(derived)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise StorageUnavailable("SQLite storage is not open")
         return self._conn
 
-    def _write_sync(self, rows: list[tuple[Any, ...]]) -> None:
+    def _write_sync(self, rows: list[tuple[Any, ...]], derived: list[tuple[Any, ...]]) -> None:
         conn = self._connection()
         try:
             with conn:
                 conn.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                conn.executemany("INSERT OR REPLACE INTO derived VALUES (?, ?, ?, ?, ?)", derived)
         except sqlite3.OperationalError as exc:  # locked, disk full, I/O error: may pass
             raise StorageUnavailable(f"SQLite: {exc}") from exc
         except sqlite3.DatabaseError as exc:

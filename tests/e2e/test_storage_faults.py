@@ -63,7 +63,7 @@ def test_writes_wait_out_a_stalled_influxdb(
         sent = publish_frames(mosquitto.url, nodes, 20, 1_750_000_000_000_000)
         gw.wait_stored(60, timeout_s=90)
         resumer.join()
-    assert gw.gateway.metrics.value("edgegen_storage_errors_total", kind="unavailable") >= 1
+    assert gw.gateway.metrics.value("edgegen_writer_retries_total", reason="unavailable") >= 1
     assert gw.gateway.metrics.rejects_by_cause() == {}
     for node in nodes:
         assert checksum(_stored_lines(private_influxdb, node.node_id)) == checksum(
@@ -107,7 +107,7 @@ def test_a_frame_influxdb_refuses_is_dead_lettered_and_its_batch_mates_are_store
     metrics = gw.gateway.metrics
     assert metrics.value("edgegen_frames_stored_total") == 10
     assert metrics.rejects_by_cause() == {"storage_rejected": 1}
-    assert metrics.value("edgegen_storage_errors_total", kind="rejected") == 2  # the batch of 11, then the frame
+    assert metrics.value("edgegen_writer_dead_lettered_total", cause="storage_rejected") == 1
     for node in good_nodes:
         assert checksum(_stored_lines(private_influxdb, node.node_id)) == checksum(
             sample_lines(site, "vib", good[node.node_id])

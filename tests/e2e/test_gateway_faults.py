@@ -1,0 +1,204 @@
+"""Faults injected into real processes while nodes publish (../shared/RELIABILITY.md R3, R4, R8, and scale-out).
+
+Every test runs the gateway as ``edgegen gateway run`` in its own process, publishes with virtual nodes (the
+firmware code over paho, QoS 1), injects the fault mid-stream, and then asserts that InfluxDB holds exactly what
+the nodes sent: per node, the same (timestamp, field, value) lines — no gap, no duplicate, nothing extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.storage.influx1 import Influx1Storage
+from tests.support.gateway_process import GatewayProcess, Publishers
+from tests.support.pipeline import checksum, node_settings, sample_lines
+from tests.support.servers import InfluxDB, Mosquitto
+
+pytestmark = [pytest.mark.mosquitto, pytest.mark.influxdb]
+
+T0_US = 1_760_000_000_000_000
+SPEED = 10.0  # 50-sample windows at 100 Hz: 20 frames/s per node
+
+
+def _sections(mqtt_url: str, influx_url: str, database: str, site: str, **mqtt: Any) -> dict[str, dict[str, Any]]:
+    return {
+        "mqtt": {"url": mqtt_url, "client_id": f"gw-{site}", "site": site, **mqtt},
+        "storage": {"kind": "influx1", "influx_url": influx_url, "database": database, "timeout_s": 2.0},
+        "gateway": {"flush_interval_s": 0.05},
+        "analytics": {"enabled": False},
+    }
+
+
+def _stored_lines(influx_url: str, database: str, site: str) -> dict[str, list[str]]:
+    async def go() -> dict[str, list[str]]:
+        storage = Influx1Storage(influx_url, database, create_database=False)
+        await storage.open()
+        try:
+            results = await storage.query(f"SELECT * FROM samples WHERE site = '{site}' GROUP BY node")
+        finally:
+            await storage.close()
+        out: dict[str, list[str]] = {}
+        for series in results[0].get("series", []):
+            lines = out.setdefault(series["tags"]["node"], [])
+            for row in series["values"]:
+                rec = dict(zip(series["columns"], row, strict=True))
+                lines += [  # JSON gives 0.0 back as 0
+                    f"{rec['time']} {k} {float(v)!r}" for k, v in rec.items() if k[:1] == "c" and v is not None
+                ]
+        return out
+
+    return asyncio.run(go())
+
+
+def _stored_count(influx_url: str, database: str, site: str) -> int:
+    async def go() -> int:
+        storage = Influx1Storage(influx_url, database, create_database=False)
+        await storage.open()
+        try:
+            return sum((await storage.count_values(site)).values())
+        except Exception:
+            return 0
+        finally:
+            await storage.close()
+
+    return asyncio.run(go())
+
+
+def _wait_all_stored(
+    influx_url: str, database: str, site: str, sent: dict[str, list[bytes]], timeout_s: float
+) -> None:
+    expected = sum(len(sample_lines(site, "vib", frames)) for frames in sent.values())
+    deadline = time.monotonic() + timeout_s
+    stored = 0
+    while time.monotonic() < deadline:
+        stored = _stored_count(influx_url, database, site)
+        if stored >= expected:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{stored} of {expected} values stored after {timeout_s} s")
+
+
+def _assert_exactly_sent(influx_url: str, database: str, site: str, sent: dict[str, list[bytes]]) -> None:
+    stored = _stored_lines(influx_url, database, site)
+    assert sorted(stored) == sorted(sent)
+    for node, frames in sent.items():
+        expected = sample_lines(site, "vib", frames)
+        missing = sorted(set(expected) - set(stored[node]))[:3]
+        extra = sorted(set(stored[node]) - set(expected))[:3]
+        assert checksum(stored[node]) == checksum(expected), (node, missing, extra)
+
+
+def test_kill_9_mid_stream_then_restart_loses_nothing(
+    mosquitto: Mosquitto, influxdb: InfluxDB, influx_database: str, tmp_path: Path
+) -> None:
+    """R4: messages are acknowledged only after the spool commit, so SIGKILL at any instant loses nothing."""
+    site = "kill9"
+    gw = GatewayProcess(tmp_path / "gw", _sections(mosquitto.url, influxdb.url, influx_database, site))
+    try:
+        gw.start()
+        with Publishers(mosquitto.url, node_settings(site, 3), T0_US, SPEED) as pubs:
+            time.sleep(2.0)
+            before = pubs.frames
+            gw.kill()
+            time.sleep(1.5)  # nodes keep publishing into the gateway's persistent session
+            gw.start()
+            time.sleep(2.0)
+        assert 0 < before < pubs.frames
+        _wait_all_stored(influxdb.url, influx_database, site, pubs.sent, timeout_s=60)
+        _assert_exactly_sent(influxdb.url, influx_database, site, pubs.sent)
+        assert gw.terminate() == 0
+    finally:
+        gw.close()
+
+
+def test_influxdb_stopped_for_60_s_mid_stream_loses_nothing(
+    mosquitto: Mosquitto, private_influxdb: InfluxDB, tmp_path: Path
+) -> None:
+    """R8: while InfluxDB is down the spool holds what arrives; after the restart, stored == sent per series."""
+    site = "influxdown"
+    gw = GatewayProcess(tmp_path / "gw", _sections(mosquitto.url, private_influxdb.url, "outage", site))
+    try:
+        gw.start()
+        with Publishers(mosquitto.url, node_settings(site, 3), T0_US, SPEED) as pubs:
+            time.sleep(2.0)
+            private_influxdb.stop()
+            time.sleep(60.0)
+            spooled = gw.metric("edgegen_spool_frames")
+            retries = gw.metric("edgegen_writer_retries_total", reason="unavailable")
+            private_influxdb.start()
+            time.sleep(2.0)
+        assert spooled > 1000  # 60 frames/s kept arriving and waited on disk
+        assert retries >= 1
+        _wait_all_stored(private_influxdb.url, "outage", site, pubs.sent, timeout_s=120)
+        _assert_exactly_sent(private_influxdb.url, "outage", site, pubs.sent)
+        assert gw.metric("edgegen_frames_stored_total") == pubs.frames
+        assert gw.terminate() == 0
+    finally:
+        gw.close()
+
+
+def test_mosquitto_stalled_for_30_s_then_resumed_loses_nothing(
+    influxdb: InfluxDB, influx_database: str, tmp_path: Path
+) -> None:
+    """R3: SIGSTOP the broker for 30 s while nodes publish QoS 1; after SIGCONT every sequence number arrives
+    once."""
+    broker = Mosquitto(tmp_path / "mosquitto")
+    broker.start()
+    site = "stall"
+    gw = GatewayProcess(tmp_path / "gw", _sections(broker.url, influxdb.url, influx_database, site))
+    try:
+        gw.start()
+        with Publishers(broker.url, node_settings(site, 3), T0_US, SPEED) as pubs:
+            time.sleep(2.0)
+            broker.pause()
+            time.sleep(30.0)
+            broker.resume()
+            time.sleep(3.0)
+        _wait_all_stored(influxdb.url, influx_database, site, pubs.sent, timeout_s=120)
+        _assert_exactly_sent(influxdb.url, influx_database, site, pubs.sent)
+        assert gw.metric("edgegen_frames_stored_total") == pubs.frames - gw.metric(
+            "edgegen_frames_duplicate_total"
+        )
+        assert gw.terminate() == 0
+    finally:
+        gw.close()
+        broker.stop()
+
+
+def test_three_gateways_share_the_load_and_a_killed_one_loses_nothing(
+    mosquitto: Mosquitto, influxdb: InfluxDB, influx_database: str, tmp_path: Path
+) -> None:
+    """MQTT v5 shared subscription across 3 processes; one is SIGKILLed mid-run and restarted by its supervisor
+    (systemd Restart=always): what the broker had given it and it had not acknowledged comes back to it."""
+    site = "shared"
+    gateways = [
+        GatewayProcess(
+            tmp_path / name,
+            _sections(mosquitto.url, influxdb.url, influx_database, site, shared_group="edgegen")
+            | {"mqtt": {"url": mosquitto.url, "client_id": f"gw-{name}", "site": site, "shared_group": "edgegen"}},
+        )
+        for name in ("a", "b", "c")
+    ]
+    try:
+        for gw in gateways:
+            gw.start()
+        with Publishers(mosquitto.url, node_settings(site, 6), T0_US, SPEED) as pubs:
+            time.sleep(3.0)
+            gateways[1].kill()
+            time.sleep(2.0)
+            gateways[1].start()
+            time.sleep(3.0)
+        _wait_all_stored(influxdb.url, influx_database, site, pubs.sent, timeout_s=60)
+        _assert_exactly_sent(influxdb.url, influx_database, site, pubs.sent)
+        accepted = [gw.metric("edgegen_frames_accepted_total") for gw in gateways]
+        assert all(n > 0 for n in accepted), accepted  # every member took a share
+        for gw in gateways:
+            assert gw.terminate() == 0
+    finally:
+        for gw in gateways:
+            gw.close()

@@ -1,0 +1,204 @@
+"""The streaming analytics engine with the shipped SKAB generative model: warm-up, exact output counts, batching
+across streams, alerts, hot swap, bad bindings, and the node-embedding decoder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from prometheus_client import CollectorRegistry
+
+from gateway.analytics.engine import Analytics
+from gateway.config import AnalyticsSettings, StreamBinding
+from gateway.protocol import Encoding, Frame, MessageType
+from gateway.storage.records import Derived, Record
+
+REPO = Path(__file__).resolve().parents[2]
+SKAB = REPO / "models" / "artifacts" / "generative" / "skab"
+DECODER = REPO / "models" / "artifacts" / "skab" / "skab-decoder.manifest.json"
+PERIOD_US = 100_000  # 10 Hz samples, 10 per frame: one model step (1 s) per frame
+T0 = 1_700_000_000_000_000
+WARMUP = 60
+
+F64 = npt.NDArray[np.float64]
+
+
+def _series(n_steps: int, seed: int, channels: int = 8) -> F64:
+    """A stationary AR(1) process, 10 samples per step."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n_steps * 10, channels))
+    for t in range(1, len(x)):
+        x[t] = 0.9 * x[t - 1] + rng.standard_normal(channels) * 0.1
+    return x + np.arange(channels) * 10.0
+
+
+def _records(values: F64, node: str = "n1", stream: str = "vib", site: str = "s1") -> list[Record]:
+    out = []
+    for seq, start in enumerate(range(0, len(values), 10)):
+        frame = Frame(
+            node,
+            seq,
+            T0 + start * PERIOD_US,
+            PERIOD_US,
+            Encoding.FLOAT32,
+            values[start : start + 10].astype(np.float32),
+        )
+        out.append(Record.of(site, stream, frame))
+    return out
+
+
+def _engine(
+    model: Path = SKAB, streams: str = "+/+/+", **extra: object
+) -> tuple[Analytics, list[tuple[str, bytes]]]:
+    published: list[tuple[str, bytes]] = []
+    settings = AnalyticsSettings(
+        bindings=[StreamBinding(streams=streams, model=model, period_s=1.0, warmup_rows=WARMUP)], **extra
+    )
+    return Analytics(settings, CollectorRegistry(), lambda t, p, q: published.append((t, p))), published
+
+
+def _points(outputs: list[Derived], measurement: str) -> list[tuple[int, dict[str, str], dict[str, float]]]:
+    return [
+        (p.ts_us, dict(p.tags), dict(p.fields)) for d in outputs for p in d.points if p.measurement == measurement
+    ]
+
+
+def test_a_stream_warms_up_then_every_model_step_gets_scores_and_two_forecast_points() -> None:
+    engine, _ = _engine()
+    outputs = engine.process(_records(_series(100, seed=1)))
+    scores = _points(outputs, "scores")
+    # 100 frames -> 99 complete 1 s bins (the last waits for a later sample); the first 60 calibrate the stream
+    assert len(scores) == 99 - WARMUP
+    assert [ts for ts, _, _ in scores] == [T0 + k * 1_000_000 for k in range(WARMUP, 99)]
+    _, tags, fields = scores[0]
+    assert tags["model"] == "skab" and len(tags["model_version"]) == 12
+    assert (tags["site"], tags["node"], tags["stream"]) == ("s1", "n1", "vib")
+    assert set(fields) == {"score", "smoothed", "flag", "p_anomaly"}
+    assert all(0.0 <= f["score"] <= 1.0 and f["flag"] in (0.0, 1.0) for _, _, f in scores)
+    forecasts = _points(outputs, "forecasts")
+    assert len(forecasts) == 2 * len(scores)
+    assert sorted({t["horizon"] for _, t, _ in forecasts}) == ["1", "10"]
+    first = next(f for ts, t, f in forecasts if t["horizon"] == "10")
+    assert len(first) == 8 * 5 and first["c0_lo95"] < first["c0_lo80"] < first["c0_mean"] < first["c0_hi80"]
+    assert engine.metrics.rows.labels("skab")._value.get() == len(scores)
+
+
+def test_streams_batched_into_one_network_call_score_exactly_as_alone() -> None:
+    a, b = _records(_series(90, seed=2), node="a"), _records(_series(90, seed=3), node="b")
+    together, _ = _engine()
+    mixed: list[Record] = [r for pair in zip(a, b, strict=True) for r in pair]
+    out = together.process(mixed[:100]) + together.process(mixed[100:])
+    alone_a, _ = _engine()
+    alone_b, _ = _engine()
+    expected = alone_a.process(a) + alone_b.process(b)
+    key = sorted((ts, t["node"], tuple(sorted(f.items()))) for ts, t, f in _points(out, "scores"))
+    assert key == sorted((ts, t["node"], tuple(sorted(f.items()))) for ts, t, f in _points(expected, "scores"))
+    assert len(key) == 2 * (89 - WARMUP)
+
+
+def test_alerts_follow_the_flag_and_a_sustained_shift_keeps_it_raised() -> None:
+    values = _series(140, seed=4)
+    values[100 * 10 :] += 50.0  # far outside anything seen while warming up
+    engine, published = _engine()
+    outputs = engine.process(_records(values))
+    flags = [(ts, f["flag"]) for ts, _, f in _points(outputs, "scores")]
+    assert all(flag == 1.0 for ts, flag in flags if ts >= T0 + 102 * 1_000_000)
+    transitions, previous = [], 0.0
+    for ts, flag in flags:
+        if flag != previous:
+            transitions.append(("raised" if flag else "cleared", ts))
+            previous = flag
+    alerts = [(t, json.loads(p)) for t, p in published]
+    assert {t for t, _ in alerts} == {"edgegen/v1/s1/n1/alerts/vib"}
+    assert [(a["state"], a["ts_us"]) for _, a in alerts] == transitions
+    assert transitions[-1][0] == "raised" and transitions[-1][1] <= T0 + 102 * 1_000_000
+    assert alerts[-1][1]["model"] == "skab" and alerts[-1][1]["score"] > 0.99
+    assert engine.metrics.alerts.labels("raised")._value.get() == sum(1 for s, _ in transitions if s == "raised")
+
+
+def test_a_new_model_version_is_swapped_in_between_batches_without_a_gap(tmp_path: Path) -> None:
+    model = tmp_path / "skab"
+    for suffix in (".tflite", ".json"):
+        shutil.copy(SKAB.with_suffix(suffix), model.with_suffix(suffix))
+    engine, _ = _engine(model)
+    records = _records(_series(120, seed=5))
+    before = engine.process(records[:80])
+    doc = json.loads(model.with_suffix(".json").read_text())
+    doc["meta"]["seed"] = 99  # a recalibrated file: same network, new content -> new version
+    model.with_suffix(".json").write_text(json.dumps(doc))
+    swapped = engine.check_models(force=True)
+    after = engine.process(records[80:])
+    assert len(swapped) == 1
+    v1 = {t["model_version"] for _, t, _ in _points(before, "scores")}
+    v2 = {t["model_version"] for _, t, _ in _points(after, "scores")}
+    assert len(v1) == len(v2) == 1 and v1 != v2 and v2 == {swapped[0].version}
+    ts = [ts for ts, _, _ in _points(before + after, "scores")]
+    assert ts == [T0 + k * 1_000_000 for k in range(WARMUP, 119)]  # every step scored once, across the swap
+    assert engine.metrics.swaps._value.get() == 1
+
+
+def test_a_broken_new_model_file_keeps_the_running_version(tmp_path: Path) -> None:
+    model = tmp_path / "skab"
+    for suffix in (".tflite", ".json"):
+        shutil.copy(SKAB.with_suffix(suffix), model.with_suffix(suffix))
+    engine, _ = _engine(model)
+    model.with_suffix(".tflite").write_bytes(b"not a model")
+    assert engine.check_models(force=True) == []
+    assert engine.metrics.errors.labels("model_load")._value.get() == 1
+    assert len(_points(engine.process(_records(_series(70, seed=6))), "scores")) == 69 - WARMUP
+
+
+def test_a_stream_with_the_wrong_channel_count_is_stored_but_not_scored() -> None:
+    engine, _ = _engine()
+    assert engine.process(_records(_series(80, seed=7, channels=3))) == []
+    assert engine.metrics.errors.labels("channel_count")._value.get() == 1
+
+
+def test_bindings_match_by_site_node_and_stream() -> None:
+    engine, _ = _engine(streams="s1/+/vib")
+    out = engine.process(_records(_series(70, seed=8), stream="temp") + _records(_series(70, seed=8), site="s2"))
+    assert out == []
+    assert len(_points(engine.process(_records(_series(70, seed=8))), "scores")) == 69 - WARMUP
+
+
+def test_embedding_frames_are_decoded_to_windows_and_residuals() -> None:
+    settings = AnalyticsSettings(decoder=DECODER)
+    engine = Analytics(settings, CollectorRegistry())
+    rng = np.random.default_rng(9)
+    emb = rng.integers(-100, 100, size=(3, 16))
+    frame = Frame("n1", 0, T0, 16_000_000, Encoding.INT8, emb, (0.05,), 0, MessageType.EMBEDDING)
+    out = engine.process([Record.of("s1", "emb", frame)])
+    decoded, residual = _points(out, "decoded"), _points(out, "decoder_residual")
+    assert len(decoded) == 3 * 16 and len(residual) == 3
+    assert [ts for ts, _, _ in decoded[:17]] == [T0 + k * 1_000_000 for k in range(17)]
+    assert decoded[0][1]["model"] == "decoder" and set(decoded[0][2]) == {f"c{c}" for c in range(8)}
+
+
+def test_an_embedding_of_the_wrong_width_is_counted_not_raised() -> None:
+    engine = Analytics(AnalyticsSettings(decoder=DECODER), CollectorRegistry())
+    frame = Frame(
+        "n1", 0, T0, 16_000_000, Encoding.INT8, np.zeros((2, 5), dtype=np.int64), (0.05,), 0, MessageType.EMBEDDING
+    )
+    assert engine.process([Record.of("s1", "emb", frame)]) == []
+    assert engine.metrics.errors.labels("embedding_shape")._value.get() == 1
+
+
+@pytest.mark.parametrize("period", [0.5, 2.0])
+def test_resampling_to_the_model_step_sets_the_output_timestamps(period: float) -> None:
+    settings = AnalyticsSettings(bindings=[StreamBinding(model=SKAB, period_s=period, warmup_rows=WARMUP)])
+    engine = Analytics(settings, CollectorRegistry())
+    scores = _points(engine.process(_records(_series(200, seed=10))), "scores")
+    step = round(period * 1e6)
+    bins = (200 * 1_000_000) // step - 1
+    assert [ts for ts, _, _ in scores] == [T0 + k * step for k in range(WARMUP, bins)]
+
+
+def test_a_binding_to_a_missing_model_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
+    from gateway.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"analytics.bindings\[0\].model = '.*nothing': cannot load it"):
+        _engine(tmp_path / "nothing")
