@@ -8,6 +8,9 @@ the nodes sent: per node, the same (timestamp, field, value) lines — no gap, n
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ import pytest
 
 from gateway.storage.influx1 import Influx1Storage
 from tests.support.gateway_process import GatewayProcess, Publishers
-from tests.support.pipeline import checksum, node_settings, sample_lines
+from tests.support.pipeline import checksum, node_settings, publish_frames, sample_lines
 from tests.support.servers import InfluxDB, Mosquitto
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.influxdb]
@@ -202,3 +205,100 @@ def test_three_gateways_share_the_load_and_a_killed_one_loses_nothing(
     finally:
         for gw in gateways:
             gw.close()
+
+
+def test_sigterm_drains_the_spool_and_what_storage_cannot_take_waits_for_the_next_start(
+    mosquitto: Mosquitto, private_influxdb: InfluxDB, tmp_path: Path
+) -> None:
+    site = "drain"
+    sections = _sections(mosquitto.url, private_influxdb.url, "drain", site)
+    sections["gateway"]["drain_timeout_s"] = 3.0
+    gw = GatewayProcess(tmp_path / "gw", sections)
+    try:
+        gw.start()
+        private_influxdb.stop()
+        sent = publish_frames(mosquitto.url, node_settings(site, 2), 40, T0_US)
+        deadline = time.monotonic() + 30
+        while gw.metric("edgegen_spool_frames") < 80:
+            assert time.monotonic() < deadline, gw.log()
+            time.sleep(0.2)
+        started = time.monotonic()
+        assert gw.terminate() == 0
+        assert time.monotonic() - started < 10  # drain_timeout_s bounds the wait for a storage that is down
+        assert "80 frames stay in the spool for the next start" in gw.log()
+        private_influxdb.start()
+        gw.start()
+        more = publish_frames(mosquitto.url, node_settings(site, 2), 20, T0_US + 3_600_000_000)
+        while gw.metric("edgegen_frames_acked_total") < 40:  # all in the spool (maybe not yet in storage)
+            assert time.monotonic() < deadline + 60, gw.log()
+            time.sleep(0.05)
+        assert gw.terminate() == 0  # the drain writes what was spooled before exiting
+        everything = {node: sent[node] + more[node] for node in sent}
+        _assert_exactly_sent(private_influxdb.url, "drain", site, everything)
+    finally:
+        gw.close()
+
+
+def test_scores_and_forecasts_reach_influxdb_and_the_fleet_view_lists_the_nodes(
+    mosquitto: Mosquitto, influxdb: InfluxDB, influx_database: str, tmp_path: Path
+) -> None:
+    site = "scored"
+    sections = _sections(mosquitto.url, influxdb.url, influx_database, site)
+    sections["analytics"] = {
+        "enabled": True,
+        "bindings": [{"streams": f"{site}/+/vib", "model": str(SKAB), "period_s": 1.0, "warmup_rows": 20}],
+    }
+    gw = GatewayProcess(tmp_path / "gw", sections)
+    try:
+        gw.start()
+        nodes = node_settings(site, 2, channels=8, window=50)  # 100 Hz: two frames per model step
+        sent = publish_frames(mosquitto.url, nodes, 120, T0_US)  # 60 s of signal per node
+        _wait_all_stored(influxdb.url, influx_database, site, sent, timeout_s=60)
+        # 59 complete 1 s bins per node (the 60th waits for a later sample), the first 20 calibrate
+        expected = dict.fromkeys(sent, 59 - 20)
+        deadline = time.monotonic() + 30
+        while (scores := _count(influxdb.url, influx_database, "scores", site)) != expected:
+            assert time.monotonic() < deadline, (scores, gw.log())
+            time.sleep(0.5)
+        assert _count(influxdb.url, influx_database, "forecasts", site) == {n: 2 * c for n, c in expected.items()}
+        assert gw.metric("edgegen_analytics_rows_total", model="skab") == 2 * 39
+        assert gw.metric("edgegen_model_info", model="skab", version=_version(SKAB)) == 1
+        listed = {e["node"]: e for e in gw.get_json("/nodes")}
+        assert sorted(listed) == ["node-0", "node-1"]
+        assert all(e["state"] == "offline" and e["fw"] for e in listed.values())  # the nodes said goodbye
+        assert gw.terminate() == 0
+        cli = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", "nodes", "--config", str(gw.config), "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert sorted(e["node"] for e in json.loads(cli.stdout)) == ["node-0", "node-1"]
+    finally:
+        gw.close()
+
+
+SKAB = Path(__file__).resolve().parents[2] / "models" / "artifacts" / "generative" / "skab"
+
+
+def _version(model: Path) -> str:
+    from gateway.analytics.models import load
+
+    return load(model).version
+
+
+def _count(influx_url: str, database: str, measurement: str, site: str) -> dict[str, int]:
+    async def go() -> dict[str, int]:
+        storage = Influx1Storage(influx_url, database, create_database=False)
+        await storage.open()
+        try:
+            results = await storage.query(
+                f"SELECT count(score) FROM {measurement} WHERE site = '{site}' GROUP BY node"
+                if measurement == "scores"
+                else f"SELECT count(c0_mean) FROM {measurement} WHERE site = '{site}' GROUP BY node"
+            )
+        finally:
+            await storage.close()
+        return {s["tags"]["node"]: s["values"][0][1] for s in results[0].get("series", [])}
+
+    return asyncio.run(go())
