@@ -285,7 +285,6 @@ class Gateway:
         await self._open_storage()
         try:
             while not self._stopping.is_set():  # checked, not only cancelled: a cancel can race a finishing wait
-                self.health.heartbeat("writer", stale_after_s=300)
                 rows = await self._in_spool(self.spool.take, self.settings.gateway.batch_frames)
                 if len(rows) < self.settings.gateway.batch_frames and not self._draining():
                     self._spooled.clear()
