@@ -302,3 +302,24 @@ def _count(influx_url: str, database: str, measurement: str, site: str) -> dict[
         return {s["tags"]["node"]: s["values"][0][1] for s in results[0].get("series", [])}
 
     return asyncio.run(go())
+
+
+def test_the_broker_refusing_the_password_stops_the_daemon_with_the_reason_and_no_secret(
+    influxdb: InfluxDB, influx_database: str, tmp_path: Path
+) -> None:
+    broker = Mosquitto(tmp_path / "mosquitto", passwords={"gw": "right-pw"})
+    broker.start()
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("wrong-pw-7f3a\n")
+    sections = _sections(broker.url, influxdb.url, influx_database, "auth")
+    sections["mqtt"] |= {"username": "gw", "password_file": str(secret)}
+    gw = GatewayProcess(tmp_path / "gw", sections)
+    try:
+        with pytest.raises(RuntimeError, match="gateway exited with 1"):
+            gw.start(ready_timeout_s=20)
+        log = gw.log()
+        assert "error: MQTT mqtt://" in log and "Not authorized" in log
+        assert "wrong-pw-7f3a" not in log
+    finally:
+        gw.close()
+        broker.stop()
