@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gateway.protocol import Encoding, Frame, MessageType
-from gateway.storage.records import Record
+from gateway.storage.records import Derived, Point, Record
 
 
 def record(
@@ -39,3 +39,15 @@ def embedding_record() -> Record:
         MessageType.EMBEDDING,
     )
     return Record.of("s1", "emb", frame)
+
+
+def scores(version: str, ts_us: int = 1_700_000_000_000_000, score: float = 0.5) -> Derived:
+    """A model-output record as the analytics engine makes it."""
+    tags = (
+        ("model", "skab"),
+        ("model_version", version),
+        ("node", "n1"),
+        ("site", "s1"),
+        ("stream", "vib"),
+    )
+    return Derived("s1", "n1", "vib", (Point("scores", tags, (("score", score), ("flag", 0.0)), ts_us),))

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.storage import StorageRejected, StorageUnavailable
 from gateway.storage.influx1 import Influx1Storage
-from tests.gateway.records import embedding_record, float_record, record
+from tests.gateway.records import embedding_record, float_record, record, scores
 from tests.support.servers import InfluxDB, free_port
 
 pytestmark = pytest.mark.influxdb
@@ -72,3 +72,21 @@ def test_unreachable_server_is_unavailable(influx_database: str) -> None:
     storage = Influx1Storage(f"http://127.0.0.1:{free_port()}", influx_database, timeout_s=2)
     with pytest.raises(StorageUnavailable):
         _with(storage, lambda s: s.write([record()]))
+
+
+def test_two_model_versions_never_overwrite_each_other_and_rewrites_change_nothing(
+    influxdb: InfluxDB, influx_database: str
+) -> None:
+    """R10: outputs of two model versions for the same step are two points; re-sending either changes nothing."""
+    storage = Influx1Storage(influxdb.url, influx_database)
+
+    async def use(s: Influx1Storage) -> list[Any]:
+        for _ in range(2):
+            assert await s.write([scores("aaaaaaaaaaaa", score=0.25), scores("bbbbbbbbbbbb", score=0.75)]) == 4
+        results = await s.query("SELECT score FROM scores GROUP BY model_version")
+        return sorted((x["tags"]["model_version"], x["values"]) for x in results[0]["series"])
+
+    assert _with(storage, use) == [
+        ("aaaaaaaaaaaa", [[1_700_000_000_000_000, 0.25]]),
+        ("bbbbbbbbbbbb", [[1_700_000_000_000_000, 0.75]]),
+    ]

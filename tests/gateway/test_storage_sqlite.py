@@ -5,7 +5,7 @@ import sqlite3
 from pathlib import Path
 
 from gateway.storage.sqlite import SqliteStorage
-from tests.gateway.records import float_record, record
+from tests.gateway.records import float_record, record, scores
 
 
 def _rows(path: Path) -> list[tuple[object, ...]]:
@@ -64,3 +64,29 @@ def test_counts_filter_by_site_and_time(tmp_path: Path) -> None:
             await storage.close()
 
     assert asyncio.run(go()) == ({("n1", "vib"): 2}, {})
+
+
+def test_model_outputs_keep_their_whole_tag_set_so_versions_do_not_collide(tmp_path: Path) -> None:
+    storage = SqliteStorage(tmp_path / "db.sqlite")
+
+    async def go() -> None:
+        await storage.open()
+        try:
+            for _ in range(2):
+                assert await storage.write([record(), scores("aaaaaaaaaaaa", 0), scores("bbbbbbbbbbbb", 0)]) == 8
+        finally:
+            await storage.close()
+
+    asyncio.run(go())
+    with sqlite3.connect(tmp_path / "db.sqlite") as conn:
+        rows = conn.execute(
+            "SELECT measurement, tags, ts_us, field, value FROM derived ORDER BY tags, field"
+        ).fetchall()
+        assert conn.execute("SELECT count(*) FROM points").fetchone() == (4,)
+    tags = "model=skab,model_version={},node=n1,site=s1,stream=vib"
+    assert rows == [
+        ("scores", tags.format("aaaaaaaaaaaa"), 0, "flag", 0.0),
+        ("scores", tags.format("aaaaaaaaaaaa"), 0, "score", 0.5),
+        ("scores", tags.format("bbbbbbbbbbbb"), 0, "flag", 0.0),
+        ("scores", tags.format("bbbbbbbbbbbb"), 0, "score", 0.5),
+    ]
