@@ -36,7 +36,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.backoff import Backoff
-from gateway.storage.base import Storage
+from gateway.storage.base import LineWriter, Storage
 from gateway.storage.errors import (
     LineProtocolError,
     StorageError,
@@ -45,8 +45,8 @@ from gateway.storage.errors import (
     StorageUnavailable,
 )
 from gateway.storage.http_status import unparsed_lines
-from gateway.storage.lineprotocol import line
-from gateway.storage.records import Derived, Record, Writable, points
+from gateway.storage.lineprotocol import record_lines
+from gateway.storage.records import Derived, Record, Writable
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +173,8 @@ class _Part:
 
 
 def _part(index: int, item: Writable) -> _Part:
-    pts = list(points(item))
-    return _Part(index, item, tuple(line(p) for p in pts), sum(len(p.fields) for p in pts))
+    lines, values = record_lines(item)
+    return _Part(index, item, tuple(lines), values)
 
 
 def _halves(part: _Part) -> tuple[_Part, _Part] | None:
@@ -360,7 +360,12 @@ class StorageWriter:
         """One storage.write of ``parts``, abandoned (raising :class:`_Aborted`) as soon as ``stop`` is set."""
         call.attempts += 1
         started = time.perf_counter()
-        write = asyncio.ensure_future(self.storage.write([p.item for p in parts]))
+        storage = self.storage
+        write: asyncio.Future[object]
+        if isinstance(storage, LineWriter):  # the lines are encoded already: do not encode twice
+            write = asyncio.ensure_future(storage.write_lines([text for p in parts for text in p.lines]))
+        else:
+            write = asyncio.ensure_future(storage.write([p.item for p in parts]))
         stopped = asyncio.ensure_future(call.stop.wait())
         try:
             await asyncio.wait({write, stopped}, return_when=asyncio.FIRST_COMPLETED)

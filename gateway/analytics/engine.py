@@ -15,6 +15,7 @@ recent rows, between two batches — no frame waits and none is skipped; outputs
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import time
@@ -415,14 +416,21 @@ def _with(tags: tuple[tuple[str, str], ...], key: str, value: str) -> tuple[tupl
     return tuple(sorted((*tags, (key, value))))
 
 
+@functools.cache
+def _band_names(channels: int) -> tuple[str, ...]:
+    return tuple(
+        f"c{c}_{kind}"
+        for c in range(channels)
+        for kind in ("mean", *(f"{b}{lv}" for lv in LEVEL_NAMES for b in ("lo", "hi")))
+    )
+
+
 def _band(scores: Scores, i: int, h: int) -> tuple[tuple[str, float], ...]:
-    fields: list[tuple[str, float]] = []
-    for c in range(scores.mean.shape[2]):
-        fields.append((f"c{c}_mean", float(scores.mean[i, h, c])))
-        for j, level in enumerate(LEVEL_NAMES):
-            fields.append((f"c{c}_lo{level}", float(scores.lower[i, j, h, c])))
-            fields.append((f"c{c}_hi{level}", float(scores.upper[i, j, h, c])))
-    return tuple(fields)
+    """Per channel: mean, lo80, hi80, lo95, hi95 of step ``h`` of row ``i``'s forecast."""
+    lower, upper = scores.lower[i, :, h], scores.upper[i, :, h]  # (levels, channels)
+    columns = [scores.mean[i, h], *(x for j in range(len(LEVEL_NAMES)) for x in (lower[j], upper[j]))]
+    values = np.stack(columns, axis=1).ravel().tolist()
+    return tuple(zip(_band_names(scores.mean.shape[2]), values, strict=True))
 
 
 def _padded(batches: list[Batch], n: int) -> Batch:

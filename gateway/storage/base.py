@@ -34,3 +34,11 @@ class ValueCounter(Protocol):
     async def count_values(self, site: str, since_us: int = 0) -> dict[tuple[str, str], int]:
         """Stored sample values per (node, stream) at ``site`` with timestamps >= ``since_us``."""
         ...
+
+
+@runtime_checkable
+class LineWriter(Protocol):
+    """A backend that takes InfluxDB line protocol as is: the storage writer encodes each record once, keeps its
+    lines (to split a batch or name a refused record) and hands them over without a second encoding."""
+
+    async def write_lines(self, lines: Sequence[str]) -> None: ...

@@ -63,12 +63,14 @@ class Influx1Storage:
 
     async def write(self, records: Sequence[Writable]) -> int:
         body_lines, values = lineprotocol.encode_records(records)
-        if not body_lines:
-            return 0
-        params = {"db": self.database, "precision": "u", **self._auth}
-        for chunk in lineprotocol.chunks(body_lines):  # points are idempotent: a retry rewrites them unchanged
-            await self._request("POST", "/write", params=params, data="\n".join(chunk).encode())
+        await self.write_lines(body_lines)
         return values
+
+    async def write_lines(self, lines: Sequence[str]) -> None:
+        """Write encoded lines (the storage writer encodes once and keeps the lines for splitting)."""
+        params = {"db": self.database, "precision": "u", **self._auth}
+        for chunk in lineprotocol.chunks(lines):  # points are idempotent: a retry rewrites them unchanged
+            await self._request("POST", "/write", params=params, data="\n".join(chunk).encode())
 
     async def query(self, q: str, method: str = "GET") -> list[dict[str, Any]]:
         """Run InfluxQL; return the statements' results (raising on any statement error)."""

@@ -36,13 +36,16 @@ class Influx2Storage:
         self._client = InfluxDBClientAsync(url=self.url, token=self._token, org=self.org, timeout=self._timeout_ms)
 
     async def write(self, records: Sequence[Writable]) -> int:
+        body_lines, values = lineprotocol.encode_records(records)
+        await self.write_lines(body_lines)
+        return values
+
+    async def write_lines(self, lines: Sequence[str]) -> None:
+        """Write encoded lines (the storage writer encodes once and keeps the lines for splitting)."""
         if self._client is None:
             raise StorageUnavailable("InfluxDB storage is not open")
-        body_lines, values = lineprotocol.encode_records(records)
-        if not body_lines:
-            return 0
         try:
-            for chunk in lineprotocol.chunks(body_lines):  # points are idempotent: a retry rewrites them unchanged
+            for chunk in lineprotocol.chunks(list(lines)):  # points are idempotent: a retry rewrites them
                 await self._client.write_api().write(
                     bucket=self.bucket,
                     org=self.org,
@@ -54,7 +57,6 @@ class Influx2Storage:
             raise error_for_status(exc.status or 0, body, dict(exc.headers or {})) from exc
         except (InfluxDBError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise StorageUnavailable(f"InfluxDB at {self.url}: {exc!r}") from exc
-        return values
 
     async def close(self) -> None:
         if self._client is not None:

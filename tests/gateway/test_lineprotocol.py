@@ -1,10 +1,16 @@
 from __future__ import annotations
 
-import pytest
+import math
 
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.protocol import Encoding, Frame
 from gateway.storage import lineprotocol as lp
 from gateway.storage.errors import LineProtocolError
-from gateway.storage.records import Point, points
+from gateway.storage.records import Point, Record, points
 from tests.gateway.records import embedding_record, float_record, record
 
 
@@ -69,3 +75,23 @@ def test_non_finite_field_and_empty_point_are_refused() -> None:
         lp.float_value(float("nan"))
     with pytest.raises(LineProtocolError):
         lp.line(Point("m", (), (), 0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.floats(width=32) | st.sampled_from([math.nan, math.inf, -0.0]), min_size=3, max_size=3),
+        min_size=1,
+        max_size=20,
+    ),
+    st.sampled_from(["n1", "node 2", "a,b=c"]),
+)
+def test_the_per_record_fast_path_writes_exactly_the_per_point_lines(rows: list[list[float]], node: str) -> None:
+    """``record_lines`` escapes the tag set and keys once per record; its lines must be ``line()``'s, byte for
+    byte, non-finite values included (left out, and counted by the value total)."""
+    frame = Frame("n1", 0, 1_700_000_000_000_000, 1000, Encoding.FLOAT32, np.asarray(rows, dtype=np.float32))
+    rec = Record(
+        site="s1", stream=node, frame=frame, nonfinite=int(np.count_nonzero(~np.isfinite(frame.physical())))
+    )
+    pts = list(points(rec))
+    assert lp.record_lines(rec) == ([lp.line(p) for p in pts], sum(len(p.fields) for p in pts))
