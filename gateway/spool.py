@@ -124,7 +124,7 @@ class Spool:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = self._connect(path, sync)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # the latter: a garbled schema in the message
             self.salvage = self._quarantine(path, sync, exc)
             self._conn = self._connect(path, sync)
         self.pending = self._count_pending()
@@ -138,13 +138,18 @@ class Spool:
             # of this process but not of the machine. Either way a commit is atomic.
             conn.execute(f"PRAGMA synchronous={sync.upper()}")
             conn.executescript(SCHEMA)
-            result = conn.execute("PRAGMA quick_check").fetchone()
+            # integrity_check, not quick_check: an index that disagrees with the table makes take() return
+            # stored rows (payload NULL) or the same row twice
+            result = conn.execute("PRAGMA integrity_check").fetchone()
             if result is None or result[0] != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {result}")
-            # quick_check verifies structure, not values: a waiting row whose text no longer decodes would make
-            # every take() fail, so read them once here (raising sqlite3.OperationalError: salvage)
-            for _ in conn.execute("SELECT site, node, stream, topic FROM frames WHERE state = 0"):
-                pass
+                raise sqlite3.DatabaseError(f"integrity_check: {result}")
+            # it checks structure, not values: a waiting row whose text no longer decodes (every take() would
+            # fail) or whose payload is gone is damage too
+            for *text, blob in conn.execute(
+                "SELECT site, node, stream, topic, typeof(payload) = 'blob' FROM frames WHERE state = 0"
+            ):
+                if not blob or not all(isinstance(v, str) for v in text):
+                    raise sqlite3.DatabaseError("a waiting row is damaged")
         except BaseException:
             conn.close()
             raise
@@ -263,7 +268,7 @@ class Spool:
         """Move a damaged spool aside and copy every waiting frame that still reads back intact into a new one."""
         from gateway.protocol import FrameError, decode
 
-        stamp = time.strftime("%Y%m%dT%H%M%S")
+        stamp = time.strftime("%Y%m%dT%H%M%S") + f".{time.time_ns() % 1_000_000_000:09d}"  # two salvages a second
         quarantined = path.with_name(f"{path.name}.corrupt-{stamp}")
         for suffix in ("", "-wal", "-shm"):
             source = Path(str(path) + suffix)
@@ -315,30 +320,51 @@ def _readable_rows(path: Path) -> list[Row | None]:
         return []
     out: list[Row | None] = []
     try:
-        try:
-            bounds = conn.execute("SELECT min(id), max(id) FROM frames").fetchone()
-        except sqlite3.Error:
+        # read what is left of a truncated file (SQLite refuses a file shorter than its header says otherwise)
+        conn.execute("PRAGMA writable_schema=ON")
+        # two queries: each reads an end of the table itself (together they would scan an index, and a damaged
+        # index would lose every row); the last page gone (truncated), the AUTOINCREMENT counter bounds the ids
+        low = _scalar(conn, "SELECT min(id) FROM frames")
+        high = _scalar(conn, "SELECT max(id) FROM frames")
+        if high is None:
+            high = _scalar(conn, "SELECT seq FROM sqlite_sequence WHERE name = 'frames'")
+        if low is None or high is None:
             return out
-        low, high = bounds if bounds and bounds[0] is not None else (1, 0)
-        for start in range(low, high + 1, 512):
+        start = low
+        while start <= high:
             try:
                 out.extend(_rows(conn, start, start + 512))
-            except sqlite3.Error:  # a damaged page: read this range row by row
+            except (sqlite3.Error, UnicodeDecodeError):  # a damaged page: read this range row by row
                 for row_id in range(start, min(start + 512, high + 1)):
                     try:
                         out.extend(_rows(conn, row_id, row_id + 1))
-                    except sqlite3.Error:
+                    except (sqlite3.Error, UnicodeDecodeError):
                         out.append(None)
+            start += 512
+            try:  # jump a gap in the ids at once (a damaged row id can be astronomically large)
+                following = conn.execute("SELECT min(id) FROM frames WHERE id >= ?", (start,)).fetchone()[0]
+            except (sqlite3.Error, UnicodeDecodeError):
+                continue
+            start = high + 1 if following is None else max(start, following)
     finally:
         conn.close()
     return out
 
 
+def _scalar(conn: sqlite3.Connection, sql: str) -> int | None:
+    try:
+        row = conn.execute(sql).fetchone()
+    except (sqlite3.Error, UnicodeDecodeError):
+        return None
+    return row[0] if row is not None and isinstance(row[0], int) else None
+
+
 def _rows(conn: sqlite3.Connection, low: int, high: int) -> list[Row | None]:
+    # one row: a point lookup, which (unlike a range scan) does not step on into the next, maybe damaged, page
+    where, args = ("id = ?", (low,)) if high == low + 1 else ("id >= ? AND id < ?", (low, high))
     rows = conn.execute(
-        "SELECT site, node, stream, seq, t0_us, received_us, state, topic, payload FROM frames"
-        " WHERE id >= ? AND id < ?",
-        (low, high),
+        f"SELECT site, node, stream, seq, t0_us, received_us, state, topic, payload FROM frames WHERE {where}",
+        args,
     ).fetchall()
     return [tuple(r) if _well_typed(r) else None for r in rows]
 

@@ -53,21 +53,25 @@ class Resampler:
         if values.shape[1] != self.channels:
             raise ValueError(f"{values.shape[1]} channels, expected {self.channels}")
         bins = np.floor_divide(ts_us, self.period_us)
-        if self._bin is not None:
+        if self._bin is not None and len(bins) and bins[0] < self._bin:
             keep = bins >= self._bin
             self.late_samples += int(len(bins) - np.count_nonzero(keep))
             bins, values = bins[keep], values[keep]
         out: list[tuple[int, F64]] = []
         if len(bins):
-            starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
-            ends = np.r_[starts[1:], len(bins)]
-            for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+            if bins[0] == bins[-1] and not (bins != bins[0]).any():  # the common case: the frame in one bin
+                spans = [(0, len(bins))]
+            else:
+                starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
+                spans = list(zip(starts.tolist(), [*starts[1:].tolist(), len(bins)], strict=True))
+            all_finite = bool(np.isfinite(values).all())
+            for s, e in spans:
                 k = int(bins[s])
                 if self._bin is not None and k < self._bin:  # out of order inside the call
                     self.late_samples += e - s
                     continue
                 if self._bin is not None and k != self._bin:
-                    row = self._close()
+                    row = self._close(out[-1][1] if out else self._last_row)  # the last row closed, this call too
                     if row is not None:
                         out.append((self._bin, row))
                 if self._bin != k:
@@ -75,20 +79,24 @@ class Resampler:
                     self._sum[:] = 0.0
                     self._count[:] = 0.0
                 chunk = values[s:e]
-                finite = np.isfinite(chunk)
-                self._sum += np.where(finite, chunk, 0.0).sum(axis=0)
-                self._count += finite.sum(axis=0)
+                if all_finite:
+                    self._sum += chunk.sum(axis=0)
+                    self._count += e - s
+                else:
+                    finite = np.isfinite(chunk)
+                    self._sum += np.where(finite, chunk, 0.0).sum(axis=0)
+                    self._count += finite.sum(axis=0)
         return self._segments(out)
 
-    def _close(self) -> F64 | None:
+    def _close(self, last_row: F64 | None) -> F64 | None:
         """The finished bin's row: channel means; a channel with no finite sample repeats its last value."""
         with np.errstate(invalid="ignore", divide="ignore"):
             row = self._sum / self._count
         missing = self._count == 0
         if missing.any():
-            if self._last_row is None:
+            if last_row is None:
                 return None
-            row = np.where(missing, self._last_row, row)
+            row = np.where(missing, last_row, row)
         return np.asarray(row, dtype=np.float64)
 
     def _segments(self, bins: list[tuple[int, F64]]) -> list[Segment]:
