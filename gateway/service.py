@@ -16,6 +16,7 @@ spool holds for up to ``gateway.drain_timeout_s`` and exits; what is left stays 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -32,7 +33,7 @@ from gateway.health import Health
 from gateway.http_api import OperatorServer
 from gateway.ingest import Message, MqttIngest
 from gateway.metrics import GatewayMetrics
-from gateway.protocol import Channel, FrameError, data_topic, decode, encode, parse_topic
+from gateway.protocol import Channel, FrameError, data_topic, decode_message, encode, parse_topic
 from gateway.protocol.errors import BadTopic
 from gateway.rejects import RejectHandler
 from gateway.spool import Incoming, Spool, Spooled
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 STORAGE_REJECTED = "storage_rejected"
 SPOOL_FULL = "spool_full"
 SPOOL_CORRUPT = "spool_corrupt"
+DECODED_CACHE = 50_000  # validated frames kept for the writer (a few tens of MB at most)
 T = TypeVar("T")
 
 
@@ -73,6 +75,8 @@ class Gateway:
         self._writer: StorageWriter | None = None
         self._spool_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgegen-spool")
         self._spooled = asyncio.Event()  # the writer's wake-up
+        # frames validated at ingest, by spool id: the writer need not decode them again (after a restart it does)
+        self._decoded: collections.OrderedDict[int, Record] = collections.OrderedDict()
         self._stopping = asyncio.Event()  # aborts storage retries at the drain deadline
 
     # -- lifecycle -------------------------------------------------------------------------------------------
@@ -211,6 +215,7 @@ class Gateway:
         """Validate, commit to the spool, then acknowledge: the order that makes a crash lose nothing."""
         assert self._ingest is not None
         incoming: list[Incoming] = []
+        validated: list[Record] = []
         now_us = time.time_ns() // 1000
         for m in messages:
             try:
@@ -233,8 +238,10 @@ class Gateway:
                 self.metrics.values_nonfinite.inc(r.nonfinite)
             self.metrics.frames_accepted.inc()
             incoming.append(Incoming(r.site, r.node, r.stream, r.frame.seq, m.topic, m.payload, r.frame.t0_us))
+            validated.append(r)
         if incoming:
             result = await self._in_spool(self.spool.add, incoming)
+            self._remember_decoded(result.ids, validated)
             self.metrics.frames_duplicate.inc(result.duplicates)
             if result.dropped_oldest:
                 self.metrics.spool_overflow.labels(policy="drop-oldest").inc(result.dropped_oldest)
@@ -247,6 +254,13 @@ class Gateway:
             if any(result.accepted):
                 self._spooled.set()
         self.metrics.frames_acked.inc(self._ingest.ack(messages))
+
+    def _remember_decoded(self, ids: Sequence[int | None], records: Sequence[Record]) -> None:
+        for spool_id, record in zip(ids, records, strict=True):
+            if spool_id is not None:
+                self._decoded[spool_id] = record
+        while len(self._decoded) > DECODED_CACHE:  # frames dropped from a full spool never come to the writer
+            self._decoded.popitem(last=False)
 
     def _status(self, topic: str, payload: bytes, now_us: int) -> None:
         assert self.registry is not None
@@ -309,7 +323,8 @@ class Gateway:
         done_ids: list[int] = []
         for row in rows:
             try:
-                records.append(Record.of(row.site, row.stream, decode(row.payload)))
+                cached = self._decoded.pop(row.id, None)
+                records.append(cached or Record.of(row.site, row.stream, decode_message(row.payload)))
                 decodable.append(row)
             except FrameError as exc:  # the spool's bytes no longer pass the frame checksum
                 self.metrics.frames_rejected.labels(cause=SPOOL_CORRUPT).inc()

@@ -96,6 +96,7 @@ class AddResult:
     duplicates: int
     rejected: tuple[int, ...]  # indexes refused by the reject-new policy
     dropped_oldest: int  # waiting frames deleted by the drop-oldest policy
+    ids: tuple[int | None, ...] = ()  # the spool id of each message spooled now (None for the others)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +163,7 @@ class Spool:
         now_us = now_us if now_us is not None else time.time_ns() // 1000
         accepted: list[bool] = []
         rejected: list[int] = []
+        ids: list[int | None] = []
         duplicates = 0
         dropped = 0
         try:
@@ -185,6 +187,8 @@ class Spool:
                     )
                     fresh = cursor.rowcount == 1
                     accepted.append(fresh)
+                    ids.extend([None] * (index - len(ids)))
+                    ids.append(cursor.lastrowid if fresh else None)
                     if fresh:
                         self.pending += 1
                     else:
@@ -192,7 +196,8 @@ class Spool:
         except sqlite3.Error as exc:
             self.pending = self._count_pending()
             raise SpoolError(f"spool {self.path}: {exc}") from exc
-        return AddResult(tuple(accepted), duplicates, tuple(rejected), dropped)
+        ids.extend([None] * (len(messages) - len(ids)))
+        return AddResult(tuple(accepted), duplicates, tuple(rejected), dropped, tuple(ids))
 
     @staticmethod
     def _known(conn: sqlite3.Connection, m: Incoming) -> bool:
@@ -266,7 +271,7 @@ class Spool:
     @staticmethod
     def _quarantine(path: Path, sync: SyncMode, error: Exception) -> Salvage:
         """Move a damaged spool aside and copy every waiting frame that still reads back intact into a new one."""
-        from gateway.protocol import FrameError, decode
+        from gateway.protocol import FrameError, decode_message
 
         stamp = time.strftime("%Y%m%dT%H%M%S") + f".{time.time_ns() % 1_000_000_000:09d}"  # two salvages a second
         quarantined = path.with_name(f"{path.name}.corrupt-{stamp}")
@@ -288,7 +293,7 @@ class Spool:
                 site, node, stream, seq, t0_us, received_us, state, topic, payload = row
                 if state == PENDING:
                     try:
-                        decode(payload or b"")  # the frame's CRC says whether its bytes survived
+                        decode_message(payload or b"")  # the CRC (or the JSON form) says whether it survived
                     except FrameError:
                         lost += 1
                         continue
