@@ -147,7 +147,8 @@ class MqttIngest:
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
     ) -> None:
-        log.warning("MQTT %s disconnected: %s", self.settings.url, reason)
+        level = logging.INFO if reason.value == 0 else logging.WARNING  # 0: our own clean disconnect
+        log.log(level, "MQTT %s disconnected: %s", self.settings.url, reason)
         self._loop.call_soon_threadsafe(self.connected.clear)
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
