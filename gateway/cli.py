@@ -19,6 +19,7 @@ from gateway.cli_common import (
     settings_or_exit,
 )
 from gateway.config import Settings
+from gateway.errors import ConfigError
 
 app = typer.Typer(
     name="edgegen",
@@ -70,7 +71,11 @@ def gateway_run(
     )
     settings = settings_or_exit(config, given)
     with exit_on(OSError):
-        asyncio.run(_serve(settings))
+        try:
+            asyncio.run(_serve(settings))
+        except ConfigError as exc:  # found at start-up (a model that will not load): 2, not restarted by systemd
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
 
 
 async def _serve(settings: Settings) -> None:

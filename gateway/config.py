@@ -285,10 +285,23 @@ class GatewaySettings(Section):
     reject_log_interval_s: PositiveFloat = 10.0  # at most one log line per reject cause per interval
 
 
+def _stream_pattern(value: str) -> str:
+    parts = value.split("/")
+    if len(parts) != 3:
+        raise ValueError("expected SITE/NODE/STREAM, each an identifier or +")
+    for part in parts:
+        if part != "+":
+            _identifier(part)
+    return value
+
+
+StreamPattern = Annotated[str, AfterValidator(_stream_pattern)]
+
+
 class StreamBinding(Section):
     """Which streams a generative model scores, and how they are brought to its time step."""
 
-    streams: str = "+/+/+"  # site/node/stream, "+" matches any one level
+    streams: StreamPattern = "+/+/+"  # site/node/stream, "+" matches any one level
     model: Path  # a generative model without suffix (MODEL.tflite + MODEL.json): models/artifacts/generative/skab
     period_s: PositiveFloat = 1.0  # the model's time step: samples are averaged into bins of this length
     max_gap_s: PositiveFloat = 10.0  # shorter gaps are interpolated; longer ones restart the stream's context

@@ -238,7 +238,7 @@ class NodeRegistry:
         self._seen: dict[tuple[str, str], int] = {}  # last data frame per node, possibly not yet written
         self._flushed: dict[tuple[str, str], int] = {}  # when last_seen_us was last written per node
 
-    def update_status(self, topic: str, payload: bytes, now_us: int) -> NodeEntry | None:
+    def update_status(self, topic: str, payload: bytes, now_us: int, retained: bool = False) -> NodeEntry | None:
         """Store the status a node published on ``topic`` at ``now_us``; return the node's new entry.
 
         Returns None, storing nothing, for a topic that is not a node's status topic (the gateway's own
@@ -271,7 +271,9 @@ class NodeRegistry:
             merged |= {"models": {}, "first_seen_us": now_us, "last_seen_us": now_us}
         merged |= status.fields
         heard = max(merged["last_seen_us"], self._seen.get(key, merged["last_seen_us"]))
-        if status.state != OFFLINE:  # a last will is the broker speaking for a node that is gone
+        # a last will is the broker speaking for a node that is gone; a retained status replayed on (re)subscribe
+        # is old news: neither is the node being heard now
+        if status.state != OFFLINE and not retained:
             heard = max(heard, now_us)
         merged |= {"state": status.state, "last_seen_us": heard, "last_status_us": now_us}
         with self._conn:

@@ -15,7 +15,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +46,7 @@ class Message:
     mid: int
     received_ns: int  # time.time_ns() at arrival
     connection: int  # which connection delivered it (an ack is only meaningful on that one)
+    retain: bool = False  # a retained message replayed by the broker on subscribe
 
 
 def status_filter(site: str = "+") -> str:
@@ -69,8 +69,6 @@ class MqttIngest:
         self.connected = asyncio.Event()
         self.fatal: IngestError | None = None
         self._connection = 0
-        self._lock = threading.Lock()
-        self.connects = 0
         self._client = self._build()
 
     @property
@@ -107,6 +105,7 @@ class MqttIngest:
         if self.v5:
             kwargs["clean_start"] = False
             kwargs["properties"] = properties
+        self._client.connect_timeout = s.timeout_s
         self._client.connect_async(s.host, s.port, **kwargs)
         self._client.loop_start()
 
@@ -127,9 +126,7 @@ class MqttIngest:
                 self.fatal = IngestError(f"MQTT {self.settings.url}: {reason}")
                 self._loop.call_soon_threadsafe(self._arrived.set)
             return
-        with self._lock:
-            self._connection += 1
-        self.connects += 1
+        self._connection += 1  # written by the paho thread only
         site = self.settings.site
         filters = [shared(data_filter(site), self.settings.shared_group), status_filter(site)]
         if self.v5:
@@ -152,7 +149,9 @@ class MqttIngest:
         self._loop.call_soon_threadsafe(self.connected.clear)
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        message = Message(msg.topic, bytes(msg.payload), msg.qos, msg.mid, time.time_ns(), self._connection)
+        message = Message(
+            msg.topic, bytes(msg.payload), msg.qos, msg.mid, time.time_ns(), self._connection, bool(msg.retain)
+        )
         self._buffer.append(message)
         if len(self._buffer) == 1 or len(self._buffer) % 64 == 0:
             self._loop.call_soon_threadsafe(self._arrived.set)

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from gateway.cli_common import ConfigOption, exit_on, flags, settings_or_exit
-from gateway.fleet import DEFAULT_OFFLINE_AFTER_S, REGISTRY_FILE, NodeEntry, read_entries
+from gateway.fleet import REGISTRY_FILE, NodeEntry, read_entries
 
 
 def register(app: typer.Typer) -> None:
@@ -32,11 +32,15 @@ def nodes(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
     offline_after: Annotated[
-        float,
+        float | None,
         typer.Option(
-            "--offline-after", min=0.001, metavar="SECONDS", help="Offline when not heard from for this long."
+            "--offline-after",
+            min=0.001,
+            metavar="SECONDS",
+            help="Offline when not heard from for this long (default: gateway.offline_after_s).",
+            show_default=False,
         ),
-    ] = DEFAULT_OFFLINE_AFTER_S,
+    ] = None,
     site: Annotated[str | None, typer.Option("--site", help="Only this site's nodes.", show_default=False)] = None,
 ) -> None:
     """Show every node the gateway knows: state, online or offline, last seen, firmware, models, counters."""
@@ -44,7 +48,7 @@ def nodes(
     path = settings.gateway.state_dir / REGISTRY_FILE
     now_us = time.time_ns() // 1000
     with exit_on():
-        entries = read_entries(path, now_us, offline_after, site)
+        entries = read_entries(path, now_us, offline_after or settings.gateway.offline_after_s, site)
     if as_json:
         typer.echo(json.dumps([entry.to_json() for entry in entries], indent=2))
         return

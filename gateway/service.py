@@ -18,16 +18,19 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import fcntl
 import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
 
 from gateway.analytics.engine import Analytics
 from gateway.backoff import Backoff
 from gateway.config import Settings
 from gateway.deadletter import DeadLetterStore
+from gateway.errors import ConfigError
 from gateway.fleet import BadStatus, NodeRegistry
 from gateway.health import Health
 from gateway.http_api import OperatorServer
@@ -36,7 +39,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.protocol import Channel, FrameError, data_topic, decode_message, encode, parse_topic
 from gateway.protocol.errors import BadTopic
 from gateway.rejects import RejectHandler
-from gateway.spool import Incoming, Spool, Spooled
+from gateway.spool import Incoming, Spool, Spooled, SpoolError
 from gateway.stats import NodeTable
 from gateway.storage import Storage, StorageError, create_storage
 from gateway.storage.records import Record, Writable
@@ -48,7 +51,7 @@ log = logging.getLogger(__name__)
 STORAGE_REJECTED = "storage_rejected"
 SPOOL_FULL = "spool_full"
 SPOOL_CORRUPT = "spool_corrupt"
-DECODED_CACHE = 50_000  # validated frames kept for the writer (a few tens of MB at most)
+DECODED_CACHE_BYTES = 64 << 20  # sample bytes of validated frames kept for the writer
 T = TypeVar("T")
 
 
@@ -74,6 +77,10 @@ class Gateway:
         self._ingest: MqttIngest | None = None
         self._writer: StorageWriter | None = None
         self._spool_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgegen-spool")
+        # the model runs off the event loop, so ingest, acknowledgements and HTTP never wait for a calibration
+        self._analytics_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgegen-analytics")
+        self._lock: TextIO | None = None
+        self._decoded_bytes = 0
         self._spooled = asyncio.Event()  # the writer's wake-up
         # frames validated at ingest, by spool id: the writer need not decode them again (after a restart it does)
         self._decoded: collections.OrderedDict[int, Record] = collections.OrderedDict()
@@ -97,6 +104,7 @@ class Gateway:
         """Run until ``stop`` is set; then stop ingesting, drain the spool to storage (bounded) and close."""
         gw = self.settings.gateway
         gw.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_state_dir(gw.state_dir)
         self._dead_letters = DeadLetterStore(
             gw.state_dir / "dead-letters.sqlite", gw.dead_letter_max, gw.dead_letter_payload_bytes
         )
@@ -117,9 +125,10 @@ class Gateway:
             self.registry = NodeRegistry(gw.state_dir / "nodes.sqlite", gw.offline_after_s)
             loop = asyncio.get_running_loop()
             self._ingest = MqttIngest(self.settings.mqtt, loop)
+            a = self.settings.analytics
             self.analytics = (
-                Analytics(self.settings.analytics, self.metrics.registry, self._ingest.publish)
-                if self.settings.analytics.enabled
+                Analytics(a, self.metrics.registry, self._ingest.publish)
+                if a.enabled and (a.bindings or a.decoder is not None)
                 else None
             )
             self._writer = StorageWriter(
@@ -146,8 +155,11 @@ class Gateway:
         if self._spool is not None:
             await self._in_spool(self._spool.close)
         self._spool_thread.shutdown(wait=True)
+        self._analytics_thread.shutdown(wait=True)
         if self._dead_letters is not None:
             self._dead_letters.close()
+        if self._lock is not None:
+            self._lock.close()
         log.info("gateway stopped")
 
     async def _serve(self, stop: asyncio.Event) -> None:
@@ -185,6 +197,9 @@ class Gateway:
                 await asyncio.sleep(0.05)
             self._stopping.set()
             await _cancel(writer)
+        error = writer.exception() if writer.done() and not writer.cancelled() else None
+        if error is not None:
+            raise error  # e.g. StorageNotFound while draining: exit 1, not a silent 0
         if self.spool.pending:
             log.warning("%d frames stay in the spool for the next start", self.spool.pending)
 
@@ -197,8 +212,16 @@ class Gateway:
             self.health.heartbeat("ingest", stale_after_s=60)
             batch = await ingest.batch(1000, wait_s=1.0)
             self._sync_connection()
+            while batch:
+                try:
+                    await self._spool_batch(batch)
+                    break
+                except SpoolError as exc:  # not acknowledged: retried here, or redelivered if we die
+                    self.health.set("spool", False, str(exc))
+                    log.error("%s; retrying %d messages in 1 s", exc, len(batch))
+                    await asyncio.sleep(1.0)
             if batch:
-                await self._spool_batch(batch)
+                self.health.set("spool", True, "ok")
                 self.metrics.spool_depth.set(self.spool.pending)
                 del batch
 
@@ -226,7 +249,7 @@ class Gateway:
                 continue
             if topic.channel is Channel.STATUS:
                 self.metrics.status_messages.inc()
-                self._status(m.topic, m.payload, now_us)
+                self._status(m.topic, m.payload, now_us, m.retain)
                 continue
             self.metrics.messages_received.inc()
             try:
@@ -257,15 +280,14 @@ class Gateway:
 
     def _remember_decoded(self, ids: Sequence[int | None], records: Sequence[Record]) -> None:
         for spool_id, record in zip(ids, records, strict=True):
-            if spool_id is not None:
+            if spool_id is not None and self._decoded_bytes < DECODED_CACHE_BYTES:  # a backlog: decode later
                 self._decoded[spool_id] = record
-        while len(self._decoded) > DECODED_CACHE:  # frames dropped from a full spool never come to the writer
-            self._decoded.popitem(last=False)
+                self._decoded_bytes += record.frame.values.nbytes
 
-    def _status(self, topic: str, payload: bytes, now_us: int) -> None:
+    def _status(self, topic: str, payload: bytes, now_us: int, retained: bool) -> None:
         assert self.registry is not None
         try:
-            self.registry.update_status(topic, payload, now_us)
+            self.registry.update_status(topic, payload, now_us, retained)
         except BadStatus as exc:
             self.metrics.frames_rejected.labels(cause="bad_status").inc()
             log.warning("status on %s: %s", topic, exc)
@@ -299,19 +321,35 @@ class Gateway:
         await self._open_storage()
         try:
             while not self._stopping.is_set():  # checked, not only cancelled: a cancel can race a finishing wait
-                rows = await self._in_spool(self.spool.take, self.settings.gateway.batch_frames)
-                if len(rows) < self.settings.gateway.batch_frames and not self._draining():
-                    self._spooled.clear()
-                    with contextlib.suppress(TimeoutError):  # gather a fuller batch, or wait for the first frame
-                        await asyncio.wait_for(self._spooled.wait(), self.settings.gateway.flush_interval_s)
-                    if rows:
-                        await asyncio.sleep(0)  # let the ingest loop commit what it has
+                try:
+                    await self._fill_batch()
                     rows = await self._in_spool(self.spool.take, self.settings.gateway.batch_frames)
-                if rows:
-                    await self._write(rows)
+                    if rows:
+                        await self._write(rows)
+                except SpoolError as exc:  # the frames stay spooled; storage may have them twice (idempotent)
+                    self.health.set("spool", False, str(exc))
+                    log.error("%s; the writer retries in 1 s", exc)
+                    await asyncio.sleep(1.0)
         finally:
             with contextlib.suppress(Exception):
                 await self.storage.close()
+
+    async def _fill_batch(self) -> None:
+        """Wait for a first frame, then up to ``flush_interval_s`` for a full batch (not while draining)."""
+        gw = self.settings.gateway
+        loop = asyncio.get_running_loop()
+        while not self.spool.pending and not self._stopping.is_set():
+            self._spooled.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._spooled.wait(), 1.0)
+        deadline = loop.time() + gw.flush_interval_s
+        while self.spool.pending < gw.batch_frames and not self._draining():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._spooled.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._spooled.wait(), remaining)
 
     def _draining(self) -> bool:
         return self._ingest is None or (not self._ingest.connected.is_set() and self.spool.pending > 0)
@@ -324,13 +362,17 @@ class Gateway:
         for row in rows:
             try:
                 cached = self._decoded.pop(row.id, None)
-                records.append(cached or Record.of(row.site, row.stream, decode_message(row.payload)))
+                if cached is not None:
+                    self._decoded_bytes -= cached.frame.values.nbytes
+                # validated at ingest already: the size limit is the configured one, whatever the default
+                limit = max(self.settings.gateway.max_frame_bytes, len(row.payload))
+                records.append(cached or Record.of(row.site, row.stream, decode_message(row.payload, limit)))
                 decodable.append(row)
             except FrameError as exc:  # the spool's bytes no longer pass the frame checksum
                 self.metrics.frames_rejected.labels(cause=SPOOL_CORRUPT).inc()
                 self.dead_letters.add(row.topic, row.payload, SPOOL_CORRUPT, str(exc))
                 done_ids.append(row.id)
-        derived = self._analyse(records)
+        derived = await self._analyse(records)
         batch: list[Writable] = [*records, *derived]
         outcome = await self._writer.write(batch, self._stopping)
         if outcome.aborted:
@@ -341,11 +383,12 @@ class Gateway:
         stored = [i for i in outcome.stored if i < len(records)]
         self._account([records[i] for i in stored], [decodable[i] for i in stored])
 
-    def _analyse(self, records: Sequence[Record]) -> list[Writable]:
+    async def _analyse(self, records: Sequence[Record]) -> list[Writable]:
         if self.analytics is None or not records:
             return []
         try:
-            return list(self.analytics.process(records))
+            loop = asyncio.get_running_loop()
+            return list(await loop.run_in_executor(self._analytics_thread, self.analytics.process, records))
         except Exception:  # a scoring bug must never stop frames reaching storage
             self.metrics.analytics_failures.inc()
             log.exception(
@@ -355,19 +398,19 @@ class Gateway:
 
     def _account(self, records: Sequence[Record], rows: Sequence[Spooled]) -> None:
         assert self.registry is not None
-        now_us = time.time_ns() // 1000
         frames = 0
         for record, row in zip(records, rows, strict=True):
             stats = self.nodes[(record.site, record.node)]
             stats.frames += 1
             stats.values += record.storable_values
             frames += 1
-            ts = record.frame.timestamps_us()
+            frame = record.frame
+            last_sample_us = frame.t0_us + (frame.n_samples - 1) * frame.period_us
             self.metrics.node_last_seen.labels(record.site, record.node).set(row.received_us / 1e6)
             self.metrics.node_clock_offset.labels(record.site, record.node).set(
-                (row.received_us - int(ts[-1])) / 1e6
+                (row.received_us - last_sample_us) / 1e6
             )
-            self.registry.seen(record.site, record.node, now_us)
+            self.registry.seen(record.site, record.node, row.received_us)
         self.metrics.frames_stored.inc(frames)
         self.metrics.values_stored.inc(sum(r.storable_values for r in records))
 
@@ -384,8 +427,8 @@ class Gateway:
             return
         topic = str(data_topic(record.site, record.node, record.stream))
         log.error("storage refused frame %s seq %d: %s", topic, record.frame.seq, detail)
-        self.metrics.frames_rejected.labels(cause=STORAGE_REJECTED).inc()
-        evicted = self.dead_letters.add(topic, encode(record.frame), cause or STORAGE_REJECTED, detail)
+        self.metrics.frames_rejected.labels(cause=cause).inc()
+        evicted = self.dead_letters.add(topic, encode(record.frame), cause, detail)
         if evicted:
             self.metrics.dead_letters_dropped.inc(evicted)
 
@@ -402,7 +445,9 @@ class Gateway:
                     log.debug("forgot %d de-duplication keys", pruned)
                 last_prune = now
             if self.analytics is not None:
-                self.analytics.check_models()
+                await asyncio.get_running_loop().run_in_executor(
+                    self._analytics_thread, self.analytics.check_models
+                )
             self.metrics.spool_depth.set(self.spool.pending)
             await asyncio.sleep(1.0)
 
@@ -423,6 +468,19 @@ class Gateway:
     @property
     def queued_frames(self) -> int:
         return self.spool.pending if self._spool is not None else 0
+
+
+def _lock_state_dir(state_dir: Path) -> TextIO:
+    """One daemon per state directory: a second would move the first one's live spool aside as damaged."""
+    handle = (state_dir / ".lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ConfigError(
+            f"gateway.state_dir = {str(state_dir)!r}: another gateway process uses it; give each its own"
+        ) from None
+    return handle
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:

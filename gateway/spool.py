@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS frames (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS frames_key ON frames (site, node, stream, seq, t0_us);
 CREATE INDEX IF NOT EXISTS frames_done ON frames (state, received_us);
+CREATE INDEX IF NOT EXISTS frames_waiting ON frames (state, id);  -- take() and drop-oldest read in id order
 """
 
 
@@ -126,6 +127,8 @@ class Spool:
         try:
             self._conn = self._connect(path, sync)
         except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # the latter: a garbled schema in the message
+            if not _damaged(exc):  # locked, disk full, I/O error: the file may be fine, never move it aside
+                raise SpoolError(f"spool {path}: {exc}") from exc
             self.salvage = self._quarantine(path, sync, exc)
             self._conn = self._connect(path, sync)
         self.pending = self._count_pending()
@@ -229,14 +232,18 @@ class Spool:
             raise SpoolError(f"spool {self.path}: {exc}") from exc
         return [Spooled(*row) for row in rows]
 
-    def done(self, ids: Iterable[int]) -> int:
-        """Mark frames stored (or dead-lettered): their payload goes, their key stays for de-duplication."""
+    def done(self, ids: Iterable[int], now_us: int | None = None) -> int:
+        """Mark frames stored (or dead-lettered): their payload goes, their key stays for de-duplication for
+        ``dedup_window_s`` from now (a frame that waited out a long outage is still protected after it)."""
         keys = [(i,) for i in ids]
         try:
             with self._transaction() as conn:
                 before = conn.total_changes
+                stored_us = now_us if now_us is not None else time.time_ns() // 1000
                 conn.executemany(
-                    "UPDATE frames SET state = 1, topic = NULL, payload = NULL WHERE id = ? AND state = 0", keys
+                    "UPDATE frames SET state = 1, topic = NULL, payload = NULL, received_us = ?"
+                    " WHERE id = ? AND state = 0",
+                    [(stored_us, i) for (i,) in keys],
                 )
                 changed = conn.total_changes - before
         except sqlite3.Error as exc:
@@ -312,6 +319,17 @@ class Spool:
             fresh.close()
         log.error("spool salvage: %d waiting frames recovered, %d rows lost to %s", salvaged, lost, quarantined)
         return Salvage(quarantined, salvaged, lost)
+
+
+CORRUPTION_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+def _damaged(error: BaseException) -> bool:
+    """A damaged file (salvage it), not a passing condition such as a lock or a full disk (report it)."""
+    if isinstance(error, UnicodeDecodeError):
+        return True
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is None or code & 0xFF in CORRUPTION_CODES  # None: our own checks found the damage
 
 
 Row = tuple[str, str, str, int, int, int, int, str | None, bytes | None]
@@ -392,4 +410,13 @@ class _Transaction:
         return self.conn
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            try:
+                self.conn.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                if self.conn.in_transaction:  # a COMMIT that failed (disk full) leaves the transaction open
+                    self.conn.execute("ROLLBACK")
+                raise
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from paho.mqtt.client import topic_matches_sub
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.analytics import models as loader
@@ -51,8 +52,8 @@ LEVEL_NAMES = ("80", "95")
 
 
 def matches(pattern: str, site: str, node: str, stream: str) -> bool:
-    parts = pattern.split("/")
-    return len(parts) == 3 and all(p in ("+", v) for p, v in zip(parts, (site, node, stream), strict=True))
+    """``site/node/stream`` against a binding's pattern, MQTT-style (``+`` = one level)."""
+    return bool(topic_matches_sub(pattern, f"{site}/{node}/{stream}"))
 
 
 class AnalyticsMetrics:
@@ -132,6 +133,8 @@ class Analytics:
                 ) from None
         self._streams: dict[tuple[str, str, str], StreamState | None] = {}
         self._last_check = time.monotonic()
+        self._settling: dict[str, tuple[float, float, int, int]] = {}  # a changed stamp seen once
+        self._failed: dict[str, tuple[float, float, int, int]] = {}  # a stamp whose files did not load
 
     @property
     def streams(self) -> dict[tuple[str, str, str], StreamState]:
@@ -154,11 +157,13 @@ class Analytics:
             if segments:
                 state.pending.extend(segments)
                 touched[(state.site, state.node, state.stream)] = state
-        self._sync_counters()
-        ready = [s for s in touched.values() if self._warm(s)]
-        out.extend(self._score(ready))
-        for s in touched.values():
-            s.pending.clear()
+        try:
+            self._sync_counters()
+            ready = [s for s in touched.values() if self._warm(s)]
+            out.extend(self._score(ready))
+        finally:  # a failure must not leave rows to be scored twice with the next batch
+            for s in touched.values():
+                s.pending.clear()
         self._gauges()
         return out
 
@@ -351,38 +356,55 @@ class Analytics:
         self._last_check = now
         swapped = []
         for key, current in list(self._models.items()):
-            if not loader.changed(current):
-                continue
-            try:
-                new = loader.load(current.path)
-            except Exception as exc:
-                self.metrics.errors.labels("model_load").inc()
-                log.error(
-                    "model %s changed but cannot be loaded (%s); keeping version %s", key, exc, current.version
-                )
-                continue
-            if new.version == current.version:
-                self._models[key] = new  # touched, same content
-                continue
-            if new.model.spec.channels != current.model.spec.channels:
-                self.metrics.errors.labels("model_load").inc()
-                log.error(
-                    "model %s: new version %s changes the channels; keeping %s", key, new.version, current.version
-                )
-                continue
-            self._models[key] = new
-            for s in self.streams.values():
-                if s.model is current:
-                    if s.scorer is not None:
-                        self._calibrate(s, new)
-                    else:
-                        s.model = new
-            self.metrics.model_info.labels(current.name, current.version).set(0)
-            self.metrics.model_info.labels(new.name, new.version).set(1)
-            self.metrics.swaps.inc()
-            log.info("model %s: version %s swapped in for %s", new.name, new.version, current.version)
-            swapped.append(new)
+            if self._settled_change(key, current):
+                new = self._swap(key, current)
+                if new is not None:
+                    swapped.append(new)
         return swapped
+
+    def _settled_change(self, key: str, current: LoadedModel) -> bool:
+        """The files changed and then held still for one check (the .tflite and .json are replaced one after the
+        other), and are not the same files that already failed to load."""
+        stamp = loader.stamp(current.path)
+        if stamp is None or stamp == current.stamp:
+            self._settling.pop(key, None)
+            return False
+        if self._settling.get(key) != stamp:
+            self._settling[key] = stamp
+            return False
+        return self._failed.get(key) != stamp
+
+    def _swap(self, key: str, current: LoadedModel) -> LoadedModel | None:
+        try:
+            new = loader.load(current.path)
+        except Exception as exc:
+            self._failed[key] = loader.stamp(current.path) or current.stamp
+            self.metrics.errors.labels("model_load").inc()
+            log.error("model %s changed but cannot be loaded (%s); keeping version %s", key, exc, current.version)
+            return None
+        streams = [s for s in self.streams.values() if s.model is current]
+        if new.version == current.version:  # touched, same content: keep serving, remember the new stamp
+            kept = dataclasses.replace(current, stamp=new.stamp)
+            self._models[key] = kept
+            for s in streams:
+                s.model = kept
+            return None
+        if new.model.spec.channels != current.model.spec.channels:
+            self._failed[key] = new.stamp
+            self.metrics.errors.labels("model_load").inc()
+            log.error("model %s: version %s changes the channels; keeping %s", key, new.version, current.version)
+            return None
+        self._models[key] = new
+        for s in streams:
+            if s.scorer is not None:
+                self._calibrate(s, new)
+            else:
+                s.model = new
+        self.metrics.model_info.labels(current.name, current.version).set(0)
+        self.metrics.model_info.labels(new.name, new.version).set(1)
+        self.metrics.swaps.inc()
+        log.info("model %s: version %s swapped in for %s", new.name, new.version, current.version)
+        return new
 
     # -- bookkeeping -----------------------------------------------------------------------------------------
 

@@ -36,9 +36,9 @@ def load(path: Path) -> LoadedModel:
     return LoadedModel(path, path.name, version, model, stamp)
 
 
-def changed(current: LoadedModel) -> bool:
-    """The files differ from what was loaded (checked by mtime and size: cheap enough for every few seconds)."""
+def stamp(path: Path) -> tuple[float, float, int, int] | None:
+    """mtimes and sizes of the model's files (cheap enough for every few seconds); None while one is missing."""
     try:
-        return _stamp(current.path) != current.stamp
+        return _stamp(path)
     except OSError:
-        return False  # mid-replacement: check again next time
+        return None

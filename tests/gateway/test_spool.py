@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.protocol import BadChecksum, Encoding, Frame, FrameError, data_topic, decode, encode
-from gateway.spool import Incoming, OverflowPolicy, Spool, Spooled
+from gateway.spool import Incoming, OverflowPolicy, Spool, Spooled, SpoolError
 
 T0 = 1_700_000_000_000_000
 NOW = 1_800_000_000_000_000
@@ -112,7 +112,7 @@ def test_a_stored_key_still_deduplicates_until_pruned(spool: Spool) -> None:
     spool.add([incoming(seq) for seq in range(3)], now_us=NOW)
     ids = [r.id for r in spool.take(2)]
 
-    assert spool.done(ids) == 2
+    assert spool.done(ids, now_us=NOW) == 2
     assert spool.pending == 1
     assert spool.known_keys() == 3
     assert seqs(spool.take(10)) == [2]
@@ -123,7 +123,7 @@ def test_a_stored_key_still_deduplicates_until_pruned(spool: Spool) -> None:
     assert spool.pending == 1
     assert seqs(spool.take(10)) == [2]
 
-    # the window (3600 s by default) counts from when the frame was spooled
+    # the window (3600 s by default) counts from when the frame was stored
     assert spool.prune(now_us=NOW + HOUR_US) == 0
     assert spool.known_keys() == 3
     assert spool.prune(now_us=NOW + HOUR_US + 1) == 2
@@ -141,8 +141,8 @@ def test_a_stored_key_still_deduplicates_until_pruned(spool: Spool) -> None:
 
 def test_prune_honours_a_custom_window(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.sqlite", dedup_window_s=2.5)
-    spool.add([incoming(0)], now_us=NOW)
-    spool.done([1])
+    spool.add([incoming(0)], now_us=NOW - 10_000_000)  # waited 10 s for storage: the window starts at done()
+    spool.done([1], now_us=NOW)
 
     assert spool.prune(now_us=NOW + 2_500_000) == 0
     assert spool.prune(now_us=NOW + 2_500_001) == 1
@@ -692,3 +692,24 @@ def test_a_damaged_wal_loses_whole_transactions_from_the_damage_on(
         assert spool.pending in (0, 5, 10, 15)
         assert [r.payload for r in spool.take(100)] == [payload(seq) for seq in range(spool.pending)]
         spool.close()
+
+
+def test_a_locked_file_is_reported_not_quarantined(tmp_path: Path) -> None:
+    """Only damage moves a spool aside: a lock (another process, a full disk) leaves the file where it is."""
+    path = tmp_path / "spool.sqlite"
+    first = Spool(path)
+    first.add([incoming(0)], now_us=NOW)
+    first.close()
+    holder = sqlite3.connect(path, timeout=0)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(SpoolError, match="locked"):
+            Spool(path)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert sorted(p.name for p in tmp_path.iterdir() if "corrupt" in p.name) == []
+    reopened = Spool(path)
+    assert reopened.salvage is None and reopened.pending == 1
+    reopened.close()
