@@ -19,6 +19,7 @@ own site and a fresh database. Configurations, measured one after the other:
 - gw-off: one gateway, analytics.enabled = false;
 - gw-on: one gateway, the SKAB generative model bound to every stream (period_s 1.0, warmup_rows 20, so it
   steps once per second of node time whatever the frame size);
+- gw-off-x2, gw-off-x3: the same without scoring (scale-out of the durable path alone);
 - gw-on-x2, gw-on-x3: 2 and 3 gateways with scoring in one MQTT v5 shared-subscription group (mqtt.shared_group;
   client id, state dir and HTTP port per process).
 Gateways are real processes (``python -m gateway.cli gateway run --config ...``) with the defaults otherwise
@@ -893,6 +894,8 @@ SETUPS = (
     Setup("gw-on", 1, scoring=True),
     Setup("gw-on-x2", 2, scoring=True),
     Setup("gw-on-x3", 3, scoring=True),
+    Setup("gw-off-x2", 2),
+    Setup("gw-off-x3", 3),
 )
 
 
