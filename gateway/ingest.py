@@ -28,8 +28,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.config import MqttSettings
 from gateway.errors import GatewayError
-from gateway.protocol import Channel, data_filter
-from gateway.protocol.topics import PREFIX
+from gateway.protocol import data_filter
+from gateway.protocol.topics import status_filter
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,6 @@ class Message:
     received_ns: int  # time.time_ns() at arrival
     connection: int  # which connection delivered it (an ack is only meaningful on that one)
     retain: bool = False  # a retained message replayed by the broker on subscribe
-
-
-def status_filter(site: str = "+") -> str:
-    return f"{PREFIX}/{site}/+/{Channel.STATUS}"
 
 
 def shared(filter_: str, group: str | None) -> str:

@@ -141,7 +141,6 @@ class Gateway:
                 self.health, self.metrics.registry, gw.http_host, gw.http_port, {"/nodes": self._nodes_json}
             )
             await self.operator.start()
-            log.info("operator endpoints on %s", self.operator.url)
             await self._serve(stop)
         finally:
             await self._close()

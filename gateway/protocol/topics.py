@@ -85,6 +85,11 @@ def data_filter(site: str = "+") -> str:
     return f"{PREFIX}/{site}/+/{Channel.DATA}/+"
 
 
+def status_filter(site: str = "+") -> str:
+    """Subscription filter for every node's status (and last will) at ``site`` (default: all sites)."""
+    return f"{PREFIX}/{site}/+/{Channel.STATUS}"
+
+
 def parse_topic(topic: str) -> Topic:
     """Parse a node topic; raise :class:`BadTopic` for anything outside the v1 tree."""
     parts = topic.split("/")

@@ -45,7 +45,7 @@ class Influx2Storage:
         if self._client is None:
             raise StorageUnavailable("InfluxDB storage is not open")
         try:
-            for chunk in lineprotocol.chunks(list(lines)):  # points are idempotent: a retry rewrites them
+            for chunk in lineprotocol.chunks(lines):  # points are idempotent: a retry rewrites them
                 await self._client.write_api().write(
                     bucket=self.bucket,
                     org=self.org,
