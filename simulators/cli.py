@@ -25,8 +25,13 @@ node_app = typer.Typer(help="Virtual nodes: the firmware_py code on CPython, pub
 
 
 def register(app: typer.Typer) -> None:
+    from simulators import record_cli, replay_cli, simulate_cli
+
     app.add_typer(node_app, name="node")
     app.command("demo")(demo)
+    replay_cli.register(app)
+    simulate_cli.register(app)
+    record_cli.register(app)
 
 
 @node_app.command("run")
