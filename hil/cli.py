@@ -11,10 +11,12 @@ from gateway.cli_common import exit_on
 from hil.errors import HilError
 
 firmware_app = typer.Typer(help="Node firmware: deploy to boards.", no_args_is_help=True)
+hil_app = typer.Typer(help="Hardware in the loop: the firmware's model path on a target against tflite-micro.")
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(firmware_app, name="firmware")
+    app.add_typer(hil_app, name="hil")
 
 
 @firmware_app.command("deploy")
@@ -36,3 +38,48 @@ def firmware_deploy(
         commands = deploy(port, config, model or [], mpy, dry_run)
     for command in commands:
         typer.echo(" ".join(command) if dry_run else f"done: {' '.join(command[3:])}")
+
+
+@hil_app.command("run")
+def hil_run(
+    target: Annotated[str, typer.Option(help="unix (the MicroPython unix port) or serial:PORT (a board).")],
+    model: Annotated[
+        Path | None, typer.Option(help="A .tflite node model with its NAME.manifest.json beside it.")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="A CSV of recorded samples (default: the firmware's SineSource signal).")
+    ] = None,
+    windows: Annotated[int, typer.Option(help="Windows to run.")] = 64,
+    out: Annotated[Path, typer.Option(help="Directory for hil-junit.xml and hil-report.md.")] = Path("hil-report"),
+    latency_budget_us: Annotated[
+        float | None, typer.Option(help="Fail when the slowest window takes longer (microseconds).")
+    ] = None,
+    memory_budget_bytes: Annotated[
+        int | None, typer.Option(help="Fail when heap after load + the largest allocation per inference exceeds.")
+    ] = None,
+    timeout_s: Annotated[float, typer.Option(help="Limit for one run of the target script.")] = 300,
+) -> None:
+    """Deploy firmware, model and config to the target, run recorded windows through the firmware's own path,
+    compare with tflite-micro (within 1 LSB), measure time and memory; write JUnit XML and Markdown to --out.
+    Exit status 0 when every check passes, 1 otherwise."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from hil import report
+    from hil.run import run_hil
+    from hil.subject import DEFAULT_MODEL
+    from hil.targets import parse
+
+    with exit_on(HilError):
+        result = run_hil(
+            parse(target), model or DEFAULT_MODEL, data, windows, latency_budget_us, memory_budget_bytes, timeout_s
+        )
+        xml_path, md_path = report.write(result, out)
+    table = Table(title=f"HIL on {result.target}: {result.subject.manifest.name}, {result.windows.source}")
+    for column in ("check", "result", "details"):
+        table.add_column(column)
+    for c in result.checks:
+        table.add_row(c.name, {True: "pass", False: "[red]FAIL[/red]", None: "skipped"}[c.passed], c.message)
+    Console().print(table)
+    typer.echo(f"wrote {xml_path} and {md_path}")
+    raise typer.Exit(0 if result.passed else 1)
