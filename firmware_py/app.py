@@ -16,7 +16,7 @@ from firmware_py.node import StreamNode
 from firmware_py.outbox import NEWEST_FIRST, OLDEST_FIRST, Outbox
 from firmware_py.sensors.sampler import SensorSource  # a live sensor keeps time itself
 from firmware_py.seqstore import SeqStore
-from firmware_py.sources import ReplaySource, SineSource
+from firmware_py.sources import ReplaySource, SineSource, TimedReplaySource
 from firmware_py.status import offline_payload, status_payload
 from firmware_py.uplink import Uplink
 
@@ -215,6 +215,10 @@ class NodeApp:
         if kind == "replay":
             stream = sys.stdin.buffer if src["path"] == "-" else open(src["path"], "rb")
             self._files.append(stream)
+            if src["offset"]:
+                stream.seek(src["offset"])
+            if src["timed"]:
+                return TimedReplaySource(stream, s["channels"], s["window"], period_us), s["scales"]
             return ReplaySource(stream, s["channels"], s["window"], period_us, self.t_start_us), s["scales"]
         sensor = _sensor(src)
         sensor.init()
@@ -288,7 +292,9 @@ class NodeApp:
                 if node is None:
                     continue
                 live += 1
-                if speed and not isinstance(node.source, SensorSource):
+                if speed and isinstance(node.source, TimedReplaySource):
+                    self._wait_for_recorded_time(node.source, stream.cfg["source"], speed)
+                elif speed and not isinstance(node.source, SensorSource):
                     window_ms = node.source.n_samples * node.source.period_us // 1000
                     due = ticks_add(started, (produced + 1) * window_ms * 1000 // int(speed * 1000))
                     while ticks_diff(due, ticks_ms()) > 0:
@@ -315,6 +321,22 @@ class NodeApp:
         if drain_ms:
             self.uplink.flush(drain_ms)
         return produced
+
+    def _wait_for_recorded_time(self, source, src, speed):
+        """Hold a timed replay window until its last sample's recorded time, scaled by ``speed``, has passed
+        since the replay's start (wall clock: a node restarted mid-replay stays on the same schedule)."""
+        t0 = source.next_t0()
+        if t0 is None:
+            return
+        last = t0 + (source.n_samples - 1) * source.period_us
+        due_us = src["start_wall_us"] + (last - src["origin_us"]) * 1000 // int(speed * 1000)  # integers: exact
+        wait_ms = (due_us - now_us()) // 1000
+        if wait_ms <= 0:
+            return
+        due = ticks_add(ticks_ms(), wait_ms)
+        while ticks_diff(due, ticks_ms()) > 0:
+            self.uplink.service()
+            sleep_ms(1)
 
     def _any_down(self):
         for stream in self.streams:

@@ -193,6 +193,7 @@ def _model(raw, path, channels):
     return out
 
 
+_MAX_US = 1 << 62  # far beyond any timestamp or file size
 _KINDS = ("sine", "replay", "mpu6050", "adc", "mcu_temp")
 
 
@@ -206,6 +207,12 @@ def _source(raw, path):
         out["seed"] = _check(raw, path, "seed", "int", 1)
     elif kind == "replay":
         out["path"] = _check(raw, path, "path", "str")  # "-" reads standard input
+        # timed: records carry their own t0 (TimedReplaySource) and are paced by it: a window goes out when its
+        # last sample's time, counted from origin_us and divided by the speed, has passed since start_wall_us.
+        out["timed"] = _check(raw, path, "timed", "bool", False)
+        out["origin_us"] = _check(raw, path, "origin_us", "int", 0, 0, _MAX_US)
+        out["start_wall_us"] = _check(raw, path, "start_wall_us", "int", 0, 0, _MAX_US)
+        out["offset"] = _check(raw, path, "offset", "int", 0, 0, _MAX_US)  # bytes to skip first (resume after a reset)
     elif kind == "mpu6050":
         out["i2c"] = _check(raw, path, "i2c", "dict", {})
         out["address"] = _check(raw, path, "address", "int", 0x68, 0, 127)

@@ -137,6 +137,9 @@ class MQTTClient:
             sock = socket.socket()
             sock.settimeout(self.timeout_ms / 1000)
             sock.connect(addr)
+            nodelay = getattr(socket, "TCP_NODELAY", None)
+            if nodelay is not None:  # frames go out whole: Nagle would hold one back for the previous one's ACK
+                sock.setsockopt(getattr(socket, "IPPROTO_TCP", 6), nodelay, 1)
             if self.tls is not None:
                 try:
                     sock = self.tls.wrap_socket(sock, server_hostname=self.server)

@@ -97,3 +97,56 @@ class ReplaySource:
         t0 = self.t_us
         self.t_us = t0 + self.n_samples * self.period_us
         return t0
+
+
+_T0_BYTES = const(8)
+
+
+class TimedReplaySource:
+    """Recorded windows that carry their own time: records of [t0_us, uint64 LE][n_samples x n_channels int16
+    LE, sample-major] (what `edgegen replay` writes). Stamps are the recording's, so its timing and jitter survive;
+    next_t0() peeks at the next window's time without consuming it, for pacing.
+
+    Returns None at the end of the data; a partial last record is dropped and counted in ``partial``.
+    """
+
+    def __init__(self, stream, n_channels, n_samples, period_us):
+        self.stream = stream
+        self.n_channels = n_channels
+        self.n_samples = n_samples
+        self.period_us = period_us
+        self._head = bytearray(_T0_BYTES)
+        self._nbytes = 2 * n_channels * n_samples
+        self._t0 = None  # the peeked, not yet consumed window time
+        self.windows = 0
+        self.partial = 0
+
+    def _fill(self, buf, n):
+        got = self.stream.readinto(buf) or 0
+        while 0 < got < n:  # a pipe can deliver a record in pieces
+            more = self.stream.readinto(memoryview(buf)[got:]) or 0
+            if not more:
+                break
+            got += more
+        return got
+
+    def next_t0(self):
+        if self._t0 is None:
+            got = self._fill(self._head, _T0_BYTES)
+            if got < _T0_BYTES:
+                if got:
+                    self.partial += 1
+                return None
+            self._t0 = int.from_bytes(self._head, "little")
+        return self._t0
+
+    def read(self, samples):
+        t0 = self.next_t0()
+        if t0 is None:
+            return None
+        self._t0 = None
+        if self._fill(samples, self._nbytes) < self._nbytes:
+            self.partial += 1
+            return None
+        self.windows += 1
+        return t0

@@ -68,19 +68,10 @@ def _start_us(start: str) -> int:
 
 
 def _load(path: Path) -> Series:
-    """A recording via models.data.tables (CSV through csv_file; Parquet through the same column rules)."""
-    import pandas as pd
-
+    """A recording via models.data.tables (CSV or Parquet, the same column rules)."""
     from models.data import tables
-    from models.errors import DataError
 
-    if path.suffix.lower() != ".parquet":
-        return tables.csv_file(path)
-    try:
-        frame = pd.read_parquet(path)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: {exc}") from exc
-    return tables._from_frame(frame, path.stem, str(path))
+    return tables.parquet_file(path) if path.suffix.lower() == ".parquet" else tables.csv_file(path)
 
 
 def _fault_column(out: Series) -> np.ndarray[Any, np.dtype[np.object_]]:

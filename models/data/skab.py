@@ -47,6 +47,11 @@ def _read(path: Path, labelled: bool) -> Series:
     return Series(rel, timestamps, values, CHANNELS, anomaly, changepoint)
 
 
+def read_file(path: Path) -> Series:
+    """One SKAB file: labelled unless it is the anomaly-free run."""
+    return _read(path, labelled=path.parent.name != "anomaly-free")
+
+
 def anomaly_free(root: Path) -> Series:
     """The anomaly-free run (9,405 rows)."""
     return _read(root / "anomaly-free" / "anomaly-free.csv", labelled=False)

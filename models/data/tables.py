@@ -67,6 +67,17 @@ def csv_file(path: Path, sep: str | None = None) -> Series:
     return _from_frame(frame, path.stem, str(path))
 
 
+def parquet_file(path: Path) -> Series:
+    """A Parquet table laid out like csv_file's CSV."""
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: {exc}") from exc
+    if frame.shape[1] < 2:
+        raise DataError(f"{path}: expected a time column and at least one numeric column")
+    return _from_frame(frame, path.stem, str(path))
+
+
 def influx_export(path: Path) -> list[Series]:
     """An InfluxDB query export: 1.x `influx -format csv` (name,tags,time,fields), 1.x JSON (/query results) or
     2.x annotated CSV (#datatype lines; _time, _field, _value). One Series per measurement and tag set."""

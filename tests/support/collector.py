@@ -18,6 +18,7 @@ class Received:
     payload: bytes
     dup: bool
     retain: bool
+    at: float = 0.0  # time.monotonic() on arrival
 
 
 class Collector:
@@ -38,7 +39,9 @@ class Collector:
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
-            self.messages.append(Received(msg.topic, bytes(msg.payload), bool(msg.dup), bool(msg.retain)))
+            self.messages.append(
+                Received(msg.topic, bytes(msg.payload), bool(msg.dup), bool(msg.retain), time.monotonic())
+            )
 
     def __enter__(self) -> Self:
         self._client.connect(self._host, self._port)
