@@ -19,7 +19,7 @@ pytestmark = pytest.mark.mosquitto
 
 T_START = 1_600_000_000_000_000
 # p95 of |frame inter-arrival - recorded inter-window gap / speed| at a subscriber, measured 2026-11-27 on the
-# 2-core CI machine: 1.2-2.0 ms at x1, 1.0-1.6 ms at x10; these bounds leave room for a loaded machine.
+# 2-core machine (bench/replay_timing.py): 1.4-1.7 ms at x1, 1.4-2.3 ms at x10; room left for a loaded machine.
 BOUND_MS = {1.0: 15.0, 10.0: 10.0}
 
 
