@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -67,19 +68,29 @@ def test_bad_configuration_exits_2_naming_the_key(tmp_path: Path) -> None:
     )
 
 
-def test_demo_runs_with_no_servers_and_reports_stored_samples(tmp_path: Path) -> None:
-    result = _run("demo", "--duration", "2", "--nodes", "2", cwd=tmp_path)
+def test_demo_runs_with_no_servers_scores_the_streams_and_writes_its_report(tmp_path: Path) -> None:
+    result = _run("demo", "--nodes", "2", "--steps", "300", "--speed", "120", "--faults", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    # 2 s at 100 Hz, 50-sample windows: 4 frames of 50 x 3 values per node; "faulty" sends 1 valid frame.
-    assert "│ node-1 │           4 │             4 │         600 │           600 │        0 │" in out
-    assert "│ node-2 │           4 │             4 │         600 │           600 │        0 │" in out
-    assert "│ faulty │           1 │             1 │         150 │           150 │        9 │" in out
+    # 300 s at 1 Hz in frames of 10 samples x 8 channels: 30 frames, 2400 values per node; the model scores every
+    # closed 1 s bin after its 240-row warm-up: 299 - 240 = 59 rows. "faulty" sends 1 valid frame, 9 broken.
+    for node in ("node-1", "node-2"):
+        assert re.search(rf"│ {node} │ +30 │ +30 │ +2400 │ +2400 │ +59 │ +\d+ │ +1 │ +[01] │ +0 │", out), out
+    assert re.search(r"│ faulty │ +1 │ +1 │ +150 │ +150 │ +0 │ +0 │ +0 │ +0 │ +9 │", out), out
     assert "all values stored exactly once" in out
-    with sqlite3.connect(tmp_path / "edgegen-demo" / "demo.sqlite") as conn:
-        assert conn.execute("SELECT count(*) FROM points").fetchone() == (1350,)
-    with sqlite3.connect(tmp_path / "edgegen-demo" / "dead-letters.sqlite") as conn:
+    assert "report: edgegen-demo/report.html (main figure: edgegen-demo/report.png)" in out
+    demo = tmp_path / "edgegen-demo"
+    with sqlite3.connect(demo / "demo.sqlite") as conn:
+        assert conn.execute("SELECT count(*) FROM points").fetchone() == (4950,)
+        derived = dict(conn.execute("SELECT measurement, count(*) FROM derived GROUP BY measurement").fetchall())
+    # per node and row: 4 score fields; forecasts at horizons 1 and H, 8 channels x (mean + 4 bounds)
+    assert derived == {"scores": 2 * 59 * 4, "forecasts": 2 * 59 * 2 * 8 * 5}
+    with sqlite3.connect(demo / "dead-letters.sqlite") as conn:
         assert conn.execute("SELECT count(*) FROM dead_letters").fetchone() == (9,)
+    page = (demo / "report.html").read_text()
+    assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', page)) == 3  # 2 streams + rare failure
+    assert "<td>node-1</td><td>30</td><td>30</td><td>2400</td><td>2400</td><td>59</td>" in page
+    assert (demo / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.mosquitto
@@ -145,15 +156,19 @@ def test_demo_switches_to_real_servers(mosquitto: Mosquitto, influxdb: InfluxDB,
         mosquitto.url,
         "--influx",
         influxdb.url,
-        "--duration",
-        "1",
         "--nodes",
         "1",
+        "--steps",
+        "300",
+        "--speed",
+        "150",
         cwd=tmp_path,
         env={"EDGEGEN_STORAGE__DATABASE": "demo_cli"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     words = " ".join(result.stdout.split())  # rich wraps the title to the table's width
     assert f"What arrived ({mosquitto.url} -> gateway -> influx1 {influxdb.url})" in words
-    assert "│ node-1 │           2 │             2 │         300 │           300 │        0 │" in result.stdout
-    assert "│ faulty │           1 │             1 │         150 │           150 │        9 │" in result.stdout
+    assert re.search(r"│ node-1 │ +30 │ +30 │ +2400 │ +2400 │ +59 │", result.stdout), result.stdout
+    assert re.search(r"│ faulty │ +1 │ +1 │ +150 │ +150 │ +0 │ +0 │ +0 │ +0 │ +9 │", result.stdout)
+    page = (tmp_path / "edgegen-demo" / "report.html").read_text()  # read back from InfluxDB
+    assert "<td>node-1</td><td>30</td><td>30</td><td>2400</td><td>2400</td><td>59</td>" in page
