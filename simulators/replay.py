@@ -115,7 +115,7 @@ def records(series: Series, window: int, scales: tuple[float, ...], shift_us: in
     values = series.values[finite]
     stamps = series.timestamps_us[finite] + shift_us
     if len(stamps) and stamps[0] < 0:
-        raise ReplayError(f"{series.name}: timestamps before 1970 cannot be replayed (frames carry unsigned times)")
+        raise ReplayError(f"{series.name}: times before 1970 cannot be replayed (frames carry unsigned times)")
     n = len(values) // window
     counts = np.round(values[: n * window] / np.asarray(scales)).astype("<i2").reshape(n, window * values.shape[1])
     t0 = stamps[: n * window : window].astype(np.int64) if n else np.zeros(0, np.int64)
