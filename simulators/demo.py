@@ -275,10 +275,12 @@ def _report_data(
         notes=[
             "Scores start after each stream's warm-up (the model calibrates on its first rows).",
             "A fault counts as flagged when a flag rises between its start and 10 s after its end.",
-            "Known limit: each stream's detector is calibrated on its own first rows only, so slow normal drift "
-            "after the warm-up raises flags too (see the false alarms above); the SKAB evaluation's 15.5 % false-"
-            "alarm rate used a detector calibrated across many normal stretches, which the shipped model does not "
-            "carry yet.",
+            "Known limit: each stream's detector is calibrated on its own first rows only. It flags on the "
+            "one-step surprise (analytics novelty_weight 0): with the state novelty as well, slow normal drift "
+            "after the warm-up raised flags on 95 % of normal rows (bench/analytics_calibration.py). Surprise "
+            "alone still false-alarms on about 12 % of rows and misses subtle or slow faults; the SKAB "
+            "evaluation's 15.5 % used a detector calibrated across many normal stretches, which the shipped "
+            "model does not carry yet.",
         ],
     )
 

@@ -251,6 +251,7 @@ class Analytics:
             context=scaled.spec.context,
             horizon=scaled.spec.horizon,
             width=scaled.spec.width,
+            novelty_weight=s.binding.novelty_weight,
         )
         detector = Detector.calibrate(scaled, params, [(scaled.scaler.forward(recent), slice(half, len(recent)))])
         scorer = detector.stream()

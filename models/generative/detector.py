@@ -6,7 +6,7 @@ Per step t (scaled values z_t):
 - novelty: the state against the model's start distribution (empty context), whitened the same way: how far
   the state is from normal operation, which keeps flagging a sustained fault after the one-step forecast has
   caught up with it; "max" takes the largest whitened square (times channels), "sum" all of them;
-- raw r_t = (surprise_weight * surprise + novelty) / channels, smoothed by an EWMA into s_t;
+- raw r_t = (surprise_weight * surprise + novelty_weight * novelty) / channels, smoothed by an EWMA into s_t;
 - the flag is s_t above the level a peaks-over-threshold tail, fitted on held-back normal scores, puts at the
   configured false-alarm rate; the score in [0, 1] is 1 - that tail's survival probability.
 - intervals: Gaussian half-widths times split-conformal factors from held-back data, times an adaptive
@@ -54,6 +54,8 @@ class DetectorParams:
     draws: int = 32  # anomaly-forecast draws
     shrink: float = 0.1  # whitening covariance shrunk toward its diagonal by this share
     surprise_weight: float = 0.3  # weight of the one-step surprise beside the state novelty
+    novelty_weight: float = 1.0  # weight of the state novelty (0: surprise only, for detectors calibrated on one
+    # short stretch, which cannot tell slow normal drift from a fault's shift; see gateway analytics)
     combine: str = "max"  # novelty over channels: "max" of whitened squares (times channels) or "sum"
     adapt: float = 0.05  # adaptive conformal step: how fast interval widths follow observed misses
     seed: int = 0
@@ -156,7 +158,7 @@ class Detector:
         w = self.params.surprise_weight
         # log1p: a model that is briefly overconfident out of sample gives a large surprise, not an unbounded one
         tamed = c * np.log1p(_sum_squares(surprise) / c)
-        return np.asarray((w * tamed + self._novelty(novelty)) / c, dtype=np.float64)
+        return np.asarray((w * tamed + self.params.novelty_weight * self._novelty(novelty)) / c, dtype=np.float64)
 
     def _novelty(self, white: F64) -> F64:
         if self.params.combine == "max":
@@ -194,7 +196,8 @@ class Detector:
         x = mu[:, None, :, :] + sd[:, None, :, :] * self.draws[None, :, None, :]  # (n, draws, H, C)
         novelty = _whiten((x - self.start_mean) / self.start_scale, self.start_whiten)
         typical_surprise = c * math.log(2.0)  # the tamed surprise of a step that is exactly as expected
-        r = (self._novelty(novelty) + self.params.surprise_weight * typical_surprise) / c
+        nw = self.params.novelty_weight
+        r = (nw * self._novelty(novelty) + self.params.surprise_weight * typical_surprise) / c
         s = np.repeat(smoothed[:, None], x.shape[1], axis=1)
         hit = np.zeros(s.shape, dtype=bool)
         for h in range(x.shape[2]):

@@ -53,12 +53,13 @@ def _records(values: F64, node: str = "n1", stream: str = "vib", site: str = "s1
 
 
 def _engine(
-    model: Path = SKAB, streams: str = "+/+/+", **extra: object
+    model: Path = SKAB, streams: str = "+/+/+", novelty_weight: float = 0.0, **extra: object
 ) -> tuple[Analytics, list[tuple[str, bytes]]]:
     published: list[tuple[str, bytes]] = []
-    settings = AnalyticsSettings(
-        bindings=[StreamBinding(streams=streams, model=model, period_s=1.0, warmup_rows=WARMUP)], **extra
+    binding = StreamBinding(
+        streams=streams, model=model, period_s=1.0, warmup_rows=WARMUP, novelty_weight=novelty_weight
     )
+    settings = AnalyticsSettings(bindings=[binding], **extra)
     return Analytics(settings, CollectorRegistry(), lambda t, p, q: published.append((t, p))), published
 
 
@@ -101,10 +102,10 @@ def test_streams_batched_into_one_network_call_score_exactly_as_alone() -> None:
     assert len(key) == 2 * (89 - WARMUP)
 
 
-def test_alerts_follow_the_flag_and_a_sustained_shift_keeps_it_raised() -> None:
+def test_alerts_follow_the_flag_and_with_novelty_a_sustained_shift_keeps_it_raised() -> None:
     values = _series(140, seed=4)
     values[100 * 10 :] += 50.0  # far outside anything seen while warming up
-    engine, published = _engine()
+    engine, published = _engine(novelty_weight=1.0)
     outputs = engine.process(_records(values))
     flags = [(ts, f["flag"]) for ts, _, f in _points(outputs, "scores")]
     assert all(flag == 1.0 for ts, flag in flags if ts >= T0 + 102 * 1_000_000)
@@ -119,6 +120,16 @@ def test_alerts_follow_the_flag_and_a_sustained_shift_keeps_it_raised() -> None:
     assert transitions[-1][0] == "raised" and transitions[-1][1] <= T0 + 102 * 1_000_000
     assert alerts[-1][1]["model"] == "skab" and alerts[-1][1]["score"] > 0.99
     assert engine.metrics.alerts.labels("raised")._value.get() == sum(1 for s, _ in transitions if s == "raised")
+
+
+def test_surprise_alone_flags_a_shift_from_its_first_step() -> None:
+    values = _series(140, seed=4)
+    values[100 * 10 :] += 50.0
+    engine, _ = _engine()  # the default: novelty_weight 0
+    flags = {
+        round((ts - T0) / 1_000_000): f["flag"] for ts, _, f in _points(engine.process(_records(values)), "scores")
+    }
+    assert [flags[t] for t in range(100, 111)] == [1.0] * 11
 
 
 def test_a_new_model_version_is_swapped_in_between_batches_without_a_gap(tmp_path: Path) -> None:
