@@ -212,7 +212,7 @@ def _source(raw, path):
         out["timed"] = _check(raw, path, "timed", "bool", False)
         out["origin_us"] = _check(raw, path, "origin_us", "int", 0, 0, _MAX_US)
         out["start_wall_us"] = _check(raw, path, "start_wall_us", "int", 0, 0, _MAX_US)
-        out["offset"] = _check(raw, path, "offset", "int", 0, 0, _MAX_US)  # bytes to skip first (resume after a reset)
+        out["offset"] = _check(raw, path, "offset", "int", 0, 0, _MAX_US)  # bytes to skip (resume after a reset)
     elif kind == "mpu6050":
         out["i2c"] = _check(raw, path, "i2c", "dict", {})
         out["address"] = _check(raw, path, "address", "int", 0x68, 0, 127)

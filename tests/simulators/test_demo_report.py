@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from simulators.demo_readback import NodeOutputs
-from simulators.demo_report import RareFailure, ReportData, evaluate, write_report
+from simulators.demo_report import Event, RareFailure, ReportData, evaluate, write_report
 
 S = 1_000_000
 
@@ -66,7 +66,7 @@ def test_report_is_one_html_file_with_every_figure_and_the_summary(tmp_path: Pat
         index=ts,
     )
     outputs = NodeOutputs(samples, _scores([0] * 30 + [1] * 5 + [0] * 25), {1: band})
-    events = [Ev("spike", 30 * S, 34 * S, ("b",))]
+    events: list[Event] = [Ev("spike", 30 * S, 34 * S, ("b",))]
     data = ReportData(
         title="t",
         facts=[("model", "skab <v1>")],

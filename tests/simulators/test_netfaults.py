@@ -85,7 +85,7 @@ def test_a_firmware_node_delivers_every_frame_through_loss_and_cuts(mosquitto: M
             },
         )
         (tmp_path / "n").mkdir()
-        app: Any = NodeApp(validate(raw))  # type: ignore[no-untyped-call]
+        app: Any = NodeApp(validate(raw))
         try:
             assert app.run(frames, 30_000) == frames
             assert app.uplink.flush(0)

@@ -1,4 +1,4 @@
-"""edgegen replay through the real mosquitto: timing fidelity at x1 and x10, exact frames, both runtimes, reboots."""
+"""edgegen replay through the real mosquitto: timing at x1 and x10, exact frames, both runtimes, reboots."""
 
 from __future__ import annotations
 
