@@ -328,6 +328,8 @@ def _damaged(error: BaseException) -> bool:
     """A damaged file (salvage it), not a passing condition such as a lock or a full disk (report it)."""
     if isinstance(error, UnicodeDecodeError):
         return True
+    if "unsupported file format" in str(error):  # a header field out of range: SQLITE_ERROR, but damage
+        return True
     code = getattr(error, "sqlite_errorcode", None)
     return code is None or code & 0xFF in CORRUPTION_CODES  # None: our own checks found the damage
 

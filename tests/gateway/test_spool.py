@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gateway.protocol import BadChecksum, Encoding, Frame, FrameError, data_topic, decode, encode
@@ -363,6 +363,7 @@ damages = st.one_of(
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(damage=damages)
+@example(damage=("overwrite", [(27, bytes(20) + b"\x05")]))  # schema format 5: "unsupported file format"
 def test_a_damaged_file_opens_and_yields_only_intact_frames(pristine: Path, damage: tuple[str, object]) -> None:
     data = bytearray(pristine.read_bytes())
     kind, detail = damage
