@@ -91,9 +91,14 @@ def demo_streams(
 def rare_failure(data: Path | None, seed: int, mode: str = "valve1", steps: int = 400) -> RareFailure:
     """A synthetic ``mode`` failure beside a real one from SKAB (when ``data`` is given) or beside normal data."""
     model = GenModel.load(SKAB_MODEL)
-    synthetic = sample(model, mode, 1, steps, seed=seed)[0]
     if data is not None:
         real = next(s for s in skab.experiments(data) if s.name.startswith(mode + "/"))
-        return RareFailure(mode, synthetic, real.values[:steps], f"real SKAB {real.name}")
+        labelled = np.flatnonzero(real.anomaly) if real.anomaly is not None else np.zeros(0, dtype=np.int64)
+        start = max(1, min(int(labelled[0]) - steps // 4, len(real) - steps)) if len(labelled) else 1
+        # the synthetic failure continues from the state the real one starts in, so the two compare
+        synthetic = sample(model, mode, 1, steps, seed=seed, context=real.values[:start])[0]
+        label = f"real SKAB {real.name}, rows {start}-{start + steps}"
+        return RareFailure(mode, synthetic, real.values[start : start + steps], label)
+    synthetic = sample(model, mode, 1, steps, seed=seed)[0]
     normal = sample(model, "normal", 1, steps, seed=seed + 1)[0]
     return RareFailure(mode, synthetic, normal, "synthetic normal operation (no real data: pass --data SKAB_DIR)")
