@@ -111,7 +111,7 @@ def demo(
     faults; no servers needed. Ends with a summary and an HTML report."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from simulators.demo import SUMMARY_COLUMNS, run_demo, summary_rows
+    from simulators.demo import SUMMARY_COLUMNS, WINDOW, run_demo, summary_rows
 
     given = flags(
         **{
@@ -129,7 +129,7 @@ def demo(
         f"edgegen demo: {nodes} virtual nodes replay {steps} s of pump data (8 channels, 1 Hz) with {faults} "
         f"injected faults each, x{speed:g}; the SKAB generative model scores every stream"
     )
-    windows = nodes * (steps // 10)
+    windows = nodes * (steps // WINDOW)
     with (
         exit_on(SimulatorError, OSError),
         Progress(

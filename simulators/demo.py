@@ -36,6 +36,7 @@ from simulators.virtual_node import build_node
 log = logging.getLogger(__name__)
 
 STREAM = "pump"
+WINDOW = 10  # samples per frame: one frame per 10 s of pump data
 
 
 @dataclass
@@ -103,7 +104,7 @@ async def run_demo(
     steps: int = 720,
     warmup: int = 240,
     speed: float = 60.0,
-    window: int = 10,
+    window: int = WINDOW,
     faults: int = 3,
     embedded_broker: bool = True,
     inject_malformed: bool = True,
@@ -248,7 +249,7 @@ def _report_data(
     detections: dict[str, Detection],
     rare: RareFailure,
     data: Path | None,
-    scales: object,
+    scales: tuple[float, ...],
 ) -> ReportData:
     source = (
         f"SKAB anomaly-free run ({data})"
@@ -261,7 +262,7 @@ def _report_data(
             ("data replayed", f"{source}, with injected faults; x{report.speed:g} real time"),
             ("path", f"virtual nodes (firmware_py) -> {report.broker} -> gateway -> {report.storage}"),
             ("model", f"generative SKAB model ({demo_data.SKAB_MODEL.name}), one step per second"),
-            ("frame scales", str(scales)),
+            ("frame scales", ", ".join(f"{x:g}" for x in scales)),
             ("false alarms", f"{report.false_alarms} of {report.clean_rows} scored rows away from faults"),
             ("run time", f"{report.seconds:.1f} s"),
         ],

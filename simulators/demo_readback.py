@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import aiohttp
 import pandas as pd
 
 from gateway.config import StorageSettings
+from gateway.storage.errors import StorageError
 from simulators.errors import SimulatorError
 
 if TYPE_CHECKING:
@@ -108,7 +110,7 @@ async def read_influx1(
                 )
             out[node] = NodeOutputs(samples, scores, forecasts)
         return out
-    except Exception as exc:  # aiohttp and storage errors alike: the report cannot be built
+    except (aiohttp.ClientError, TimeoutError, StorageError, KeyError, ValueError) as exc:
         raise ReadBackError(f"reading back from {settings.influx_url}: {exc}") from exc
     finally:
         await storage.close()
@@ -127,7 +129,7 @@ async def _influx_table(storage: Influx1Storage, query: str) -> pd.DataFrame:
         return pd.DataFrame()
     s = series[0]
     frame = pd.DataFrame(s["values"], columns=s["columns"])
-    frame["time"] = pd.to_datetime(frame["time"], utc=True).astype("int64") // 1000
+    frame["time"] = frame["time"].astype("int64")  # the storage queries with epoch=u: integer microseconds
     frame = frame.set_index("time").select_dtypes("number")
     frame.index.name = "ts_us"
     return frame

@@ -393,15 +393,24 @@ def _run_cpython(
             return
         app.uplink.client.close()  # power loss: no DISCONNECT, the broker publishes the will
         app.close(clean=False)
-        if stop.wait(downtime_s):
+        resumed = _back_from_reset(plan, index, stop, downtime_s, wall_start, speed)
+        if resumed is None:
             return
-        resume = _resume_index(plan, wall_start, speed)
-        plan.result.lost_to_reboot += resume - index
-        index = resume
-        plan.windows_done = resume
-        plan.cfg["streams"][0]["source"]["offset"] = resume * plan.recs.record_size
-        if resume >= plan.recs.windows:
-            return
+        index = resumed
+
+
+def _back_from_reset(
+    plan: _Node, index: int, stop: threading.Event, downtime_s: float, wall_start: int, speed: float
+) -> int | None:
+    """Stay down for ``downtime_s``, then point the node's source at the first window not yet due; the windows
+    skipped count as lost. The window index to resume from, or None when the replay is over or stopped."""
+    if stop.wait(downtime_s):
+        return None
+    resume = _resume_index(plan, wall_start, speed)
+    plan.result.lost_to_reboot += resume - index
+    plan.windows_done = resume
+    plan.cfg["streams"][0]["source"]["offset"] = resume * plan.recs.record_size
+    return resume if resume < plan.recs.windows else None
 
 
 def _count(plan: _Node, app: Any) -> None:
@@ -458,15 +467,10 @@ def _run_micropython(
         index += windows
         if not rebooting:
             return
-        if stop.wait(downtime_s):
+        resumed = _back_from_reset(plan, index, stop, downtime_s, wall_start, speed)
+        if resumed is None:
             return
-        resume = _resume_index(plan, wall_start, speed)
-        plan.result.lost_to_reboot += resume - index
-        index = resume
-        plan.windows_done = resume
-        plan.cfg["streams"][0]["source"]["offset"] = resume * plan.recs.record_size
-        if resume >= plan.recs.windows:
-            return
+        index = resumed
 
 
 @contextmanager

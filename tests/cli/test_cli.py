@@ -78,6 +78,8 @@ def test_demo_runs_with_no_servers_scores_the_streams_and_writes_its_report(tmp_
         assert re.search(rf"│ {node} │ +30 │ +30 │ +2400 │ +2400 │ +59 │ +\d+ │ +1 │ +[01] │ +0 │", out), out
     assert re.search(r"│ faulty │ +1 │ +1 │ +150 │ +150 │ +0 │ +0 │ +0 │ +0 │ +9 │", out), out
     assert "all values stored exactly once" in out
+    clean = re.search(r"flags away from faults: \d+ of (\d+) scored rows", out)
+    assert clean is not None and 0 < int(clean[1]) < 2 * 59, out  # rows near the injected faults are set apart
     assert "report: edgegen-demo/report.html (main figure: edgegen-demo/report.png)" in out
     demo = tmp_path / "edgegen-demo"
     with sqlite3.connect(demo / "demo.sqlite") as conn:
@@ -170,5 +172,8 @@ def test_demo_switches_to_real_servers(mosquitto: Mosquitto, influxdb: InfluxDB,
     assert f"What arrived ({mosquitto.url} -> gateway -> influx1 {influxdb.url})" in words
     assert re.search(r"│ node-1 │ +30 │ +30 │ +2400 │ +2400 │ +59 │", result.stdout), result.stdout
     assert re.search(r"│ faulty │ +1 │ +1 │ +150 │ +150 │ +0 │ +0 │ +0 │ +0 │ +9 │", result.stdout)
+    # scores read back with the node's timestamps line up with the injected faults: some rows are near them
+    clean = re.search(r"flags away from faults: \d+ of (\d+) scored rows", words)
+    assert clean is not None and 0 < int(clean[1]) < 59, words
     page = (tmp_path / "edgegen-demo" / "report.html").read_text()  # read back from InfluxDB
     assert "<td>node-1</td><td>30</td><td>30</td><td>2400</td><td>2400</td><td>59</td>" in page
