@@ -125,6 +125,11 @@ def records(series: Series, window: int, scales: tuple[float, ...], shift_us: in
     return Records(rows.tobytes(), n, t0, int((~finite).sum()), len(values) - n * window)
 
 
+def frame_bytes(node: str, channels: int, window: int) -> int:
+    """One int16 frame's size (firmware_py/frame.py: header with node id, a scale per channel, values, CRC)."""
+    return 30 + len(node) + 4 * channels + 2 * window * channels + 4
+
+
 def node_config(
     node: str,
     broker_url: str,
@@ -144,7 +149,7 @@ def node_config(
 ) -> dict[str, Any]:
     """A validated firmware configuration for one replaying node."""
     parts = urlsplit(broker_url)
-    frame = 30 + len(node) + 4 * channels + 2 * window * channels + 4
+    frame = frame_bytes(node, channels, window)
     raw = {
         "site": site,
         "node_id": node,
@@ -195,6 +200,20 @@ class _Node:
     windows_done: int = 0
 
 
+@dataclass(frozen=True)
+class _Schedule:
+    """What every node of one replay shares: when it started, how fast, when nodes reset, when to stop."""
+
+    stop: threading.Event
+    wall_start: int
+    speed: float
+    reboot_every_s: float | None
+    downtime_s: float
+
+    def reset_due(self, boot: float) -> bool:
+        return self.reboot_every_s is not None and time.monotonic() - boot >= self.reboot_every_s
+
+
 def _plan_node(
     node_id: str,
     rec: Series,
@@ -234,9 +253,8 @@ def _plan_node(
         origin_us=int(recs.t0_us[0]),
         start_wall_us=wall_start,
     )
-    frame_bytes = 30 + len(node_id) + 4 * len(rec.channels) + 2 * window * len(rec.channels) + 4
     result = NodeResult(node_id, rec.name, nan_rows=recs.nan_rows, partial_rows=recs.partial_rows)
-    return _Node(result, cfg, recs, frame_bytes, shift)
+    return _Node(result, cfg, recs, frame_bytes(node_id, len(rec.channels), window), shift)
 
 
 def replay(
@@ -299,11 +317,12 @@ def replay(
         urls = [_through(stack, broker_url, faults, i) for i in range(nodes)]
         errors: list[BaseException] = []
         run_one = _run_cpython if runtime == "cpython" else _run_micropython
+        schedule = _Schedule(stop, wall_start, speed, reboot_every_s, reboot_downtime_s)
 
         def worker(plan: _Node, url: str) -> None:
             try:
                 _retarget(plan.cfg, url)
-                run_one(plan, advanced, stop, reboot_every_s, reboot_downtime_s, wall_start, speed)
+                run_one(plan, advanced, schedule)
             except BaseException as exc:  # reported after every node has finished
                 errors.append(exc)
                 stop.set()
@@ -358,15 +377,7 @@ def _resume_index(plan: _Node, wall_start: int, speed: float) -> int:
     return max(plan.windows_done, int(np.searchsorted(due, now, side="left")))
 
 
-def _run_cpython(
-    plan: _Node,
-    advanced: Callable[[], None],
-    stop: threading.Event,
-    reboot_every_s: float | None,
-    downtime_s: float,
-    wall_start: int,
-    speed: float,
-) -> None:
+def _run_cpython(plan: _Node, advanced: Callable[[], None], run: _Schedule) -> None:
     from firmware_py.app import NodeApp
 
     index = 0
@@ -378,9 +389,9 @@ def _run_cpython(
         while app.run(1):
             plan.windows_done = index + source.windows
             advanced()
-            if stop.is_set():
+            if run.stop.is_set():
                 break
-            if reboot_every_s is not None and time.monotonic() - boot >= reboot_every_s:
+            if run.reset_due(boot):
                 rebooting = True
                 break
         if not rebooting:
@@ -393,20 +404,18 @@ def _run_cpython(
             return
         app.uplink.client.close()  # power loss: no DISCONNECT, the broker publishes the will
         app.close(clean=False)
-        resumed = _back_from_reset(plan, index, stop, downtime_s, wall_start, speed)
+        resumed = _back_from_reset(plan, index, run)
         if resumed is None:
             return
         index = resumed
 
 
-def _back_from_reset(
-    plan: _Node, index: int, stop: threading.Event, downtime_s: float, wall_start: int, speed: float
-) -> int | None:
+def _back_from_reset(plan: _Node, index: int, run: _Schedule) -> int | None:
     """Stay down for ``downtime_s``, then point the node's source at the first window not yet due; the windows
     skipped count as lost. The window index to resume from, or None when the replay is over or stopped."""
-    if stop.wait(downtime_s):
+    if run.stop.wait(run.downtime_s):
         return None
-    resume = _resume_index(plan, wall_start, speed)
+    resume = _resume_index(plan, run.wall_start, run.speed)
     plan.result.lost_to_reboot += resume - index
     plan.windows_done = resume
     plan.cfg["streams"][0]["source"]["offset"] = resume * plan.recs.record_size
@@ -420,15 +429,7 @@ def _count(plan: _Node, app: Any) -> None:
     plan.result.dropped += app.outbox.dropped
 
 
-def _run_micropython(
-    plan: _Node,
-    advanced: Callable[[], None],
-    stop: threading.Event,
-    reboot_every_s: float | None,
-    downtime_s: float,
-    wall_start: int,
-    speed: float,
-) -> None:
+def _run_micropython(plan: _Node, advanced: Callable[[], None], run: _Schedule) -> None:
     from hil.latency import ENV, micropython_binary
 
     binary = micropython_binary()
@@ -450,8 +451,8 @@ def _run_micropython(
                     windows = int(line[3:])
                     plan.windows_done = index + windows
                     advanced()
-                    if stop.is_set() or (reboot_every_s is not None and time.monotonic() - boot >= reboot_every_s):
-                        rebooting = not stop.is_set()
+                    if run.stop.is_set() or run.reset_due(boot):
+                        rebooting = not run.stop.is_set()
                         proc.kill()  # a reset: nothing is flushed or closed
                         break
                 elif line.startswith("{"):
@@ -467,7 +468,7 @@ def _run_micropython(
         index += windows
         if not rebooting:
             return
-        resumed = _back_from_reset(plan, index, stop, downtime_s, wall_start, speed)
+        resumed = _back_from_reset(plan, index, run)
         if resumed is None:
             return
         index = resumed

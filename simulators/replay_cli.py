@@ -16,6 +16,17 @@ from gateway.cli_common import BrokerOption, ConfigOption, LogLevelOption, exit_
 from models.errors import DataError
 from simulators.errors import SimulatorError
 
+COUNTS = (  # NodeResult field, column title: per node and in total
+    ("frames", "frames"),
+    ("samples", "samples"),
+    ("bytes", "bytes"),
+    ("dropped", "dropped"),
+    ("duplicates", "duplicates"),
+    ("reconnects", "reconnects"),
+    ("lost_to_reboot", "lost to reboot"),
+    ("nan_rows", "NaN rows skipped"),
+)
+
 
 def register(app: typer.Typer) -> None:
     app.command("replay")(replay_command)
@@ -110,52 +121,13 @@ def replay_command(
                 stop.set()
                 raise typer.Exit(130) from None
     table = Table(title=f"Replayed to {settings.mqtt.url} in {summary.seconds:.1f} s ({runtime})")
-    columns = (
-        "node",
-        "recording",
-        "frames",
-        "samples",
-        "bytes",
-        "dropped",
-        "duplicates",
-        "reconnects",
-        "lost to reboot",
-        "NaN rows skipped",
-    )
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("node", "recording") else "right")
+    table.add_column("node")
+    table.add_column("recording")
+    for _, title in COUNTS:
+        table.add_column(title, justify="right")
     for n in summary.nodes:
-        table.add_row(
-            n.node,
-            n.recording,
-            *map(
-                str,
-                (
-                    n.frames,
-                    n.samples,
-                    n.bytes,
-                    n.dropped,
-                    n.duplicates,
-                    n.reconnects,
-                    n.lost_to_reboot,
-                    n.nan_rows,
-                ),
-            ),
-        )
-    total_row = [
-        sum(getattr(n, f) for n in summary.nodes)
-        for f in (
-            "frames",
-            "samples",
-            "bytes",
-            "dropped",
-            "duplicates",
-            "reconnects",
-            "lost_to_reboot",
-            "nan_rows",
-        )
-    ]
-    table.add_row("total", "", *map(str, total_row))
+        table.add_row(n.node, n.recording, *(str(getattr(n, field)) for field, _ in COUNTS))
+    table.add_row("total", "", *(str(sum(getattr(n, field) for n in summary.nodes)) for field, _ in COUNTS))
     console.print(table)
     console.print("scales per channel: " + ", ".join(f"{s:g}" for s in summary.scales))
 
