@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gateway.protocol import Encoding, Frame, decode, encode, from_json, to_json
+from edgegen.gateway.protocol import Encoding, Frame, decode, encode, from_json, to_json
 
 
 def _per_second(fn: Callable[[], object], n: int) -> float:

@@ -22,7 +22,7 @@ own site and a fresh database. Configurations, measured one after the other:
 - gw-off-x2, gw-off-x3: the same without scoring (scale-out of the durable path alone);
 - gw-on-x2, gw-on-x3: 2 and 3 gateways with scoring in one MQTT v5 shared-subscription group (mqtt.shared_group;
   client id, state dir and HTTP port per process).
-Gateways are real processes (``python -m gateway.cli gateway run --config ...``) with the defaults otherwise
+Gateways are real processes (``python -m edgegen.cli gateway run --config ...``) with the defaults otherwise
 (spool_sync full, batch_frames 500, flush_interval_s 0.2).
 
 Virtual nodes: --nodes paho clients driven by one selector thread, each publishing QoS 1 frames of 8 int16
@@ -96,13 +96,14 @@ import numpy.typing as npt
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from gateway.protocol import Encoding, Frame, data_filter, data_topic, decode, encode, parse_topic
-from gateway.protocol.frame import MAX_SAMPLES
-from gateway.storage.lineprotocol import chunks, encode_records
-from gateway.storage.records import Record
+from edgegen.gateway.protocol import Encoding, Frame, data_filter, data_topic, decode, encode, parse_topic
+from edgegen.gateway.protocol.frame import MAX_SAMPLES
+from edgegen.gateway.storage.lineprotocol import chunks, encode_records
+from edgegen.gateway.storage.records import Record
+from edgegen.models import shipped
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL = REPO / "models" / "artifacts" / "generative" / "skab"
+MODEL = shipped.generative_models() / "skab"
 STREAM = "vib"
 CHANNELS = 8
 PERIOD_S = 1.0  # the model step (analytics binding period_s)
@@ -458,7 +459,16 @@ class Gateways:
             with log_path.open("ab") as log:
                 profile = ["-m", "cProfile", "-o", str(config.with_suffix(".prof"))] if self.profile else []
                 proc = subprocess.Popen(
-                    [sys.executable, *profile, "-m", "gateway.cli", "gateway", "run", "--config", str(config)],
+                    [
+                        sys.executable,
+                        *profile,
+                        "-m",
+                        "edgegen.cli",
+                        "gateway",
+                        "run",
+                        "--config",
+                        str(config),
+                    ],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     cwd=REPO,

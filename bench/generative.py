@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import numpy.typing as npt
 
-from models.generative.detector import Detector, DetectorParams, smooth
+from edgegen.models.generative.detector import Detector, DetectorParams, smooth
 
 F64 = npt.NDArray[np.float64]
 

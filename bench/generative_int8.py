@@ -20,12 +20,12 @@ import dataclasses
 import numpy as np
 
 from bench.generative import stream_data
-from models.generative import network
-from models.generative.detector import Detector, DetectorParams
-from models.generative.model import train
-from models.generative.runtime import Network
-from models.generative.spec import GenSpec, Scaler
-from models.generative.windows import training_windows
+from edgegen.models.generative import network
+from edgegen.models.generative.detector import Detector, DetectorParams
+from edgegen.models.generative.model import train
+from edgegen.models.generative.runtime import Network
+from edgegen.models.generative.spec import GenSpec, Scaler
+from edgegen.models.generative.windows import training_windows
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime
 
-from hil import latency
+from edgegen.hil import latency
 
 REPO = Path(__file__).resolve().parents[1]
 MP = REPO / "tests" / "firmware" / "mp"

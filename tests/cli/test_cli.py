@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-import gateway
+import edgegen
 from tests.support.pipeline import node_settings, publish_frames
 from tests.support.servers import InfluxDB, Mosquitto
 
-EDGEGEN = [sys.executable, "-m", "gateway.cli"]
+EDGEGEN = [sys.executable, "-m", "edgegen.cli"]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -42,13 +42,13 @@ def _run(
 
 def test_version(tmp_path: Path) -> None:
     result = _run("--version", cwd=tmp_path)
-    assert (result.returncode, result.stdout) == (0, f"edgegen {gateway.__version__}\n")
+    assert (result.returncode, result.stdout) == (0, f"edgegen {edgegen.__version__}\n")
 
 
 def test_the_installed_console_script_is_edgegen(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("edgegen")
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=False, cwd=tmp_path)
-    assert (result.returncode, result.stdout) == (0, f"edgegen {gateway.__version__}\n")
+    assert (result.returncode, result.stdout) == (0, f"edgegen {edgegen.__version__}\n")
 
 
 def test_help_lists_the_subcommands(tmp_path: Path) -> None:

@@ -12,12 +12,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.config import Settings
-from gateway.protocol import data_topic, decode, decode_message, encode
-from gateway.protocol.jsonform import to_json
-from gateway.spool import Incoming, Spool
-from gateway.storage.influx1 import Influx1Storage
-from simulators.faults import malformed_messages
+from edgegen.gateway.config import Settings
+from edgegen.gateway.protocol import data_topic, decode, decode_message, encode
+from edgegen.gateway.protocol.jsonform import to_json
+from edgegen.gateway.spool import Incoming, Spool
+from edgegen.gateway.storage.influx1 import Influx1Storage
+from edgegen.simulators.faults import malformed_messages
 from tests.support.pipeline import GatewayThread, checksum, node_settings, publish_frames, sample_lines
 from tests.support.servers import InfluxDB, Mosquitto
 

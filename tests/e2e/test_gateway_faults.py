@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from gateway.storage.influx1 import Influx1Storage
+from edgegen.gateway.storage.influx1 import Influx1Storage
+from edgegen.models import shipped
 from tests.support.gateway_process import GatewayProcess, Publishers
 from tests.support.pipeline import checksum, node_settings, publish_frames, sample_lines
 from tests.support.servers import InfluxDB, Mosquitto
@@ -268,7 +269,7 @@ def test_scores_and_forecasts_reach_influxdb_and_the_fleet_view_lists_the_nodes(
         assert all(e["state"] == "offline" and e["fw"] for e in listed.values())  # the nodes said goodbye
         assert gw.terminate() == 0
         cli = subprocess.run(
-            [sys.executable, "-m", "gateway.cli", "nodes", "--config", str(gw.config), "--json"],
+            [sys.executable, "-m", "edgegen.cli", "nodes", "--config", str(gw.config), "--json"],
             capture_output=True,
             text=True,
             check=True,
@@ -278,11 +279,11 @@ def test_scores_and_forecasts_reach_influxdb_and_the_fleet_view_lists_the_nodes(
         gw.close()
 
 
-SKAB = Path(__file__).resolve().parents[2] / "models" / "artifacts" / "generative" / "skab"
+SKAB = shipped.generative_models() / "skab"
 
 
 def _version(model: Path) -> str:
-    from gateway.analytics.models import load
+    from edgegen.gateway.analytics.models import load
 
     return load(model).version
 

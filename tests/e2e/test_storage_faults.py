@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import Settings
-from gateway.storage.influx1 import Influx1Storage
+from edgegen.gateway.config import Settings
+from edgegen.gateway.storage.influx1 import Influx1Storage
 from tests.support.pipeline import GatewayThread, checksum, node_settings, publish_frames, sample_lines
 from tests.support.servers import InfluxDB, Mosquitto
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from firmware_py.config import validate
-from firmware_py.errors import ConfigError
+from edgegen.firmware_py.config import validate
+from edgegen.firmware_py.errors import ConfigError
 
 BASE: dict[str, Any] = {
     "site": "plant-1",

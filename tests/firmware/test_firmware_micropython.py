@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from firmware_py.sources import SineSource
-from gateway.protocol import decode
+from edgegen.firmware_py.sources import SineSource
+from edgegen.gateway.protocol import decode
+from edgegen.hil.latency import FIRMWARE_HOME
 from tests.golden.vectors import GOLDEN, vectors
-from tests.support.micropython import REPO, run_micropython
+from tests.support.micropython import run_micropython
 
 pytestmark = pytest.mark.micropython
 
@@ -86,10 +87,10 @@ def test_test_signal_is_bit_identical_on_micropython_and_cpython(checks: dict[st
 @pytest.mark.parametrize("arch", ["armv6m", "armv7emsp", "xtensawin"])  # RP2040, STM32/Cortex-M4F, ESP32
 def test_every_firmware_module_compiles_with_mpy_cross(tmp_path: Path, arch: str) -> None:
     """mpy-cross refuses CPython-only syntax; every module a board gets must pass it, viper code included."""
-    modules = sorted((REPO / "firmware_py").rglob("*.py"))
+    modules = sorted((FIRMWARE_HOME / "firmware_py").rglob("*.py"))
     assert len(modules) >= 30
     for module in modules:
-        out = tmp_path / (module.relative_to(REPO).as_posix().replace("/", "_")[:-3] + ".mpy")
+        out = tmp_path / (module.relative_to(FIRMWARE_HOME).as_posix().replace("/", "_")[:-3] + ".mpy")
         result = subprocess.run(
             [sys.executable, "-m", "mpy_cross", f"-march={arch}", "-o", str(out), str(module)],
             capture_output=True,

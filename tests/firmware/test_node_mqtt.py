@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.protocol import decode
+from edgegen.gateway.protocol import decode
 from tests.support.certs import make_ca, server_certs
 from tests.support.collector import Collector
 from tests.support.firmware_node import node_config, run_node, start_node

@@ -11,8 +11,9 @@ import numpy.typing as npt
 import pytest
 from tflite_micro.python.tflite_micro import runtime
 
-from gateway.protocol import Encoding, Flag, MessageType, decode
-from models.report import node_quantize
+from edgegen.gateway.protocol import Encoding, Flag, MessageType, decode
+from edgegen.hil.model_report import node_quantize
+from edgegen.models import shipped
 from tests.support import contract
 from tests.support.collector import Collector
 from tests.support.firmware_node import node_config, run_node
@@ -92,7 +93,7 @@ def test_embedding_frames_carry_the_models_output(mosquitto: Mosquitto, tmp_path
     assert exact >= WINDOWS - 1
 
 
-SKAB = Path(__file__).resolve().parents[2] / "models" / "artifacts" / "skab"
+SKAB = shipped.node_models()
 
 
 def test_event_mode_sends_raw_only_when_the_calibrated_prescore_fires(

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_py.errors import ModelError
-from firmware_py.tflite import schema as fw_schema
-from firmware_py.tflite.interpreter import Interpreter
+from edgegen.firmware_py.errors import ModelError
+from edgegen.firmware_py.tflite import schema as fw_schema
+from edgegen.firmware_py.tflite.interpreter import Interpreter
+from edgegen.models import shipped
 from tests.support import contract
 from tests.support.tflite_compare import MODELS, lsb_diff, random_inputs, reference, run_firmware
 
@@ -32,8 +33,8 @@ OP_MODELS = {
     "concat": {"RESHAPE", "CONV_2D", "FULLY_CONNECTED", "MEAN", "CONCATENATION"},
 }
 N_INPUTS = 1000
-ARTIFACTS = Path(__file__).resolve().parents[2] / "models" / "artifacts"
-SHIPPED = [  # the node models shipped in models/artifacts (their manifests say which are for nodes)
+ARTIFACTS = shipped.artifacts()
+SHIPPED = [  # the node models shipped in edgegen/models/artifacts (their manifests say which are for nodes)
     p.parent / contract.manifest(p).file.name
     for p in sorted(ARTIFACTS.rglob("*.manifest.json"))
     if contract.is_node(contract.manifest(p))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.protocol import Encoding, Frame, MessageType
-from gateway.storage.records import Derived, Point, Record
+from edgegen.gateway.protocol import Encoding, Frame, MessageType
+from edgegen.gateway.storage.records import Derived, Point, Record
 
 
 def record(

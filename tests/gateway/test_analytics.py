@@ -13,14 +13,14 @@ import numpy.typing as npt
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.analytics.engine import Analytics
-from gateway.config import AnalyticsSettings, StreamBinding
-from gateway.protocol import Encoding, Frame, MessageType
-from gateway.storage.records import Derived, Record
+from edgegen.gateway.analytics.engine import Analytics
+from edgegen.gateway.config import AnalyticsSettings, StreamBinding
+from edgegen.gateway.protocol import Encoding, Frame, MessageType
+from edgegen.gateway.storage.records import Derived, Record
+from edgegen.models import shipped
 
-REPO = Path(__file__).resolve().parents[2]
-SKAB = REPO / "models" / "artifacts" / "generative" / "skab"
-DECODER = REPO / "models" / "artifacts" / "skab" / "skab-decoder.manifest.json"
+SKAB = shipped.generative_models() / "skab"
+DECODER = shipped.node_models() / "skab-decoder.manifest.json"
 PERIOD_US = 100_000  # 10 Hz samples, 10 per frame: one model step (1 s) per frame
 T0 = 1_700_000_000_000_000
 WARMUP = 60
@@ -211,7 +211,7 @@ def test_resampling_to_the_model_step_sets_the_output_timestamps(period: float) 
 
 
 def test_a_binding_to_a_missing_model_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
-    from gateway.errors import ConfigError
+    from edgegen.gateway.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"analytics.bindings\[0\].model = '.*nothing': cannot load it"):
         _engine(tmp_path / "nothing")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import Settings, load_settings
-from gateway.errors import ConfigError
+from edgegen.gateway.config import Settings, load_settings
+from edgegen.gateway.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,11 +14,11 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gateway.config import Settings, load_settings
-from gateway.errors import ConfigError
-from gateway.storage import create_storage
-from gateway.storage.influx1 import Influx1Storage
-from gateway.storage.influx2 import Influx2Storage
+from edgegen.gateway.config import Settings, load_settings
+from edgegen.gateway.errors import ConfigError
+from edgegen.gateway.storage import create_storage
+from edgegen.gateway.storage.influx1 import Influx1Storage
+from edgegen.gateway.storage.influx2 import Influx2Storage
 from tests.support.certs import ServerCerts, make_ca, server_certs
 from tests.support.servers import Mosquitto
 

@@ -19,8 +19,9 @@ import typer
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
-from firmware_py import VERSION as FW_VERSION
-from gateway.fleet import (
+from edgegen.cli.nodes import register
+from edgegen.firmware_py import VERSION as FW_VERSION
+from edgegen.gateway.fleet import (
     MAX_STATUS_BYTES,
     REGISTRY_FILE,
     BadStatus,
@@ -29,12 +30,11 @@ from gateway.fleet import (
     RegistryUnavailable,
     read_entries,
 )
-from gateway.nodes_cli import register
-from gateway.protocol.topics import data_topic, gateway_status_topic, status_topic
+from edgegen.gateway.protocol.topics import data_topic, gateway_status_topic, status_topic
 from tests.support.servers import Mosquitto
 
 # firmware_py has typed stubs in typings/ for the modules the gateway imports; status.py is not among them.
-firmware_status: Any = importlib.import_module("firmware_py.status")
+firmware_status: Any = importlib.import_module("edgegen.firmware_py.status")
 
 T0 = 1_750_000_000_000_000  # µs
 S = 1_000_000  # one second in µs
@@ -42,7 +42,7 @@ TOPIC = str(status_topic("plant-a", "node-1"))
 
 
 def running(**overrides: Any) -> bytes:
-    """A status exactly as the firmware makes it (firmware_py/status.py), outbox counters included."""
+    """A status exactly as the firmware makes it (edgegen/firmware_py/status.py), outbox counters included."""
     outbox = SimpleNamespace(depth=lambda: 3, dropped=7, corrupt=0)
     uplink = SimpleNamespace(outbox=outbox, connects=2, last_error=None)
     return bytes(

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.protocol import Encoding, Frame
-from gateway.storage import lineprotocol as lp
-from gateway.storage.errors import LineProtocolError
-from gateway.storage.records import Point, Record, points
+from edgegen.gateway.protocol import Encoding, Frame
+from edgegen.gateway.storage import lineprotocol as lp
+from edgegen.gateway.storage.errors import LineProtocolError
+from edgegen.gateway.storage.records import Point, Record, points
 from tests.gateway.records import embedding_record, float_record, record
 
 

@@ -1,4 +1,4 @@
-"""R9: the line-protocol encoder (gateway/storage/lineprotocol.py) through a real InfluxDB 1.6.7.
+"""R9: the line-protocol encoder (edgegen/gateway/storage/lineprotocol.py) through a real InfluxDB 1.6.7.
 
 Arbitrary unicode names, with the characters line protocol treats specially (``,`` ``=`` space ``"`` ``\\`` and a
 leading ``#``) drawn often, are written with ``/write`` and read back with ``/query``: names and float bits must
@@ -23,10 +23,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gateway.storage import lineprotocol as lp
-from gateway.storage.errors import LineProtocolError
-from gateway.storage.influx1 import Influx1Storage
-from gateway.storage.records import Point
+from edgegen.gateway.storage import lineprotocol as lp
+from edgegen.gateway.storage.errors import LineProtocolError
+from edgegen.gateway.storage.influx1 import Influx1Storage
+from edgegen.gateway.storage.records import Point
 from tests.gateway.records import float_record
 from tests.support.servers import InfluxDB
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from gateway.config import Settings
-from gateway.logs import RedactSecrets, configure_logging, secret_values
+from edgegen.gateway.config import Settings
+from edgegen.gateway.logs import RedactSecrets, configure_logging, secret_values
 
 PASSWORD = "s3cr3t-pw"
 TOKEN = "tok-ABC123"

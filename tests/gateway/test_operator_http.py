@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
-from gateway.health import Health
-from gateway.http_api import OperatorServer
-from gateway.metrics import GatewayMetrics
+from edgegen.gateway.health import Health
+from edgegen.gateway.http_api import OperatorServer
+from edgegen.gateway.metrics import GatewayMetrics
 
 WALL_T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 WALL_T0_ISO = "2023-11-14T22:13:20.000Z"

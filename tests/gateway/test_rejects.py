@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.deadletter import DeadLetterStore
-from gateway.metrics import GatewayMetrics
-from gateway.protocol import BadChecksum, Truncated
-from gateway.rejects import RejectHandler
+from edgegen.gateway.deadletter import DeadLetterStore
+from edgegen.gateway.metrics import GatewayMetrics
+from edgegen.gateway.protocol import BadChecksum, Truncated
+from edgegen.gateway.rejects import RejectHandler
 
 
 class FakeClock:
@@ -55,7 +55,7 @@ def test_logging_is_rate_limited_per_cause(tmp_path: Path, caplog: pytest.LogCap
     clock = FakeClock()
     store = DeadLetterStore(tmp_path / "dl.sqlite", max_records=1000, max_payload_bytes=10)
     handler = RejectHandler(GatewayMetrics(), store, log_interval_s=10, clock=clock)
-    with caplog.at_level(logging.WARNING, logger="gateway.rejects"):
+    with caplog.at_level(logging.WARNING, logger="edgegen.gateway.rejects"):
         for _ in range(50):
             handler.reject("t", b"", Truncated("x"))
         handler.reject("t", b"", BadChecksum("y"))

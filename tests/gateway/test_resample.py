@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from gateway.analytics.resample import Resampler, Segment
+from edgegen.gateway.analytics.resample import Resampler, Segment
 
 S = 1_000_000  # one second in microseconds
 NAN = float("nan")

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gateway.protocol import BadChecksum, Encoding, Frame, FrameError, data_topic, decode, encode
-from gateway.spool import Incoming, OverflowPolicy, Spool, Spooled, SpoolError
+from edgegen.gateway.protocol import BadChecksum, Encoding, Frame, FrameError, data_topic, decode, encode
+from edgegen.gateway.spool import Incoming, OverflowPolicy, Spool, Spooled, SpoolError
 
 T0 = 1_700_000_000_000_000
 NOW = 1_800_000_000_000_000

@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from gateway.storage import StorageRejected, StorageUnavailable
-from gateway.storage.influx1 import Influx1Storage
+from edgegen.gateway.storage import StorageRejected, StorageUnavailable
+from edgegen.gateway.storage.influx1 import Influx1Storage
 from tests.gateway.records import embedding_record, float_record, record, scores
 from tests.support.servers import InfluxDB, free_port
 

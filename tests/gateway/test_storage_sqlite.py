@@ -4,7 +4,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from gateway.storage.sqlite import SqliteStorage
+from edgegen.gateway.storage.sqlite import SqliteStorage
 from tests.gateway.records import float_record, record, scores
 
 

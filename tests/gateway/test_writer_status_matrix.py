@@ -1,4 +1,4 @@
-"""R7: the storage writer under every answer InfluxDB can give (gateway/writer.py).
+"""R7: the storage writer under every answer InfluxDB can give (edgegen/gateway/writer.py).
 
 A scripted HTTP server plays InfluxDB 1.x for the statuses a real one cannot be made to give on demand; the
 partial-write row also runs against a real InfluxDB 1.6.7. Each test counts requests and checks the bodies re-sent.
@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.storage import StorageRejected
-from gateway.storage.errors import StorageNotFound
-from gateway.storage.influx1 import Influx1Storage
-from gateway.storage.lineprotocol import encode_records
-from gateway.storage.records import Record, Writable
-from gateway.writer import (
+from edgegen.gateway.storage import StorageRejected
+from edgegen.gateway.storage.errors import StorageNotFound
+from edgegen.gateway.storage.influx1 import Influx1Storage
+from edgegen.gateway.storage.lineprotocol import encode_records
+from edgegen.gateway.storage.records import Record, Writable
+from edgegen.gateway.writer import (
     CAUSE_REFUSED,
     CAUSE_TOO_LARGE,
     CAUSE_UNENCODABLE,

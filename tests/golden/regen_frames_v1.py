@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.protocol import Encoding, Flag, Frame, MessageType, encode
+from edgegen.gateway.protocol import Encoding, Flag, Frame, MessageType, encode
 
 VECTORS: list[dict[str, Any]] = [
     {

@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hil.deploy import firmware_files
-from hil.package_json import package_json
+from edgegen.hil.deploy import firmware_files
+from edgegen.hil.latency import FIRMWARE_HOME
+from edgegen.hil.package_json import package_json
 from tests.support.collector import Collector
-from tests.support.micropython import REPO, micropython_binary
+from tests.support.micropython import micropython_binary
 from tests.support.servers import Mosquitto
 
-EDGEGEN = [sys.executable, "-m", "gateway.cli"]
+EDGEGEN = [sys.executable, "-m", "edgegen.cli"]
 
 FAKE_MPREMOTE = '''#!{python}
 """A stand-in for mpremote: the board's filesystem is the directory in $FAKE_BOARD_ROOT."""
@@ -99,7 +100,7 @@ def test_mpy_compilation_for_the_board_architecture(tmp_path: Path) -> None:
 
 
 def test_package_json_lists_every_firmware_module() -> None:
-    assert (REPO / "firmware_py" / "package.json").read_text() == package_json()
+    assert (FIRMWARE_HOME / "firmware_py" / "package.json").read_text() == package_json()
 
 
 @pytest.mark.micropython
@@ -133,7 +134,7 @@ def test_a_deployed_tree_boots_and_publishes(mosquitto: Mosquitto, tmp_path: Pat
         )
         assert boot.returncode == 0, boot.stderr
         got = sub.wait_for(topic, 4)
-    from gateway.protocol import decode
+    from edgegen.gateway.protocol import decode
 
     frames = [decode(m.payload) for m in got]
     assert [f.seq for f in frames] == [0, 1, 2, 3]

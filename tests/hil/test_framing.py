@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hil import framing
-from hil.errors import BadChecksum, FramingError, Truncated
-from hil.latency import ENV
-from hil.stage import SCRIPTS
+from edgegen.hil import framing
+from edgegen.hil.errors import BadChecksum, FramingError, Truncated
+from edgegen.hil.latency import ENV
+from edgegen.hil.stage import SCRIPTS
 from tests.support.micropython import micropython_binary
 
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=20)  # JSON strings: no lone surrogates

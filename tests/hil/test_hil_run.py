@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gateway.cli import app
-from hil import golden
-from hil.errors import TargetError
-from hil.latency import micropython_binary
-from hil.run import run_hil
-from hil.subject import DEFAULT_MODEL, manifest_path
-from hil.targets import RUN, SerialTarget, UnixTarget
-from models.report import node_quantize
+from edgegen.cli import app
+from edgegen.hil import golden
+from edgegen.hil.errors import TargetError
+from edgegen.hil.latency import micropython_binary
+from edgegen.hil.model_report import node_quantize
+from edgegen.hil.run import run_hil
+from edgegen.hil.subject import DEFAULT_MODEL, manifest_path
+from edgegen.hil.targets import RUN, SerialTarget, UnixTarget
 from tests.support import contract
 
 pytestmark = pytest.mark.micropython
@@ -79,7 +79,7 @@ def test_unix_target_shipped_encoder_on_sine_windows_passes(tmp_path: Path) -> N
 
 
 def test_unix_outputs_are_within_one_lsb_of_tflite_micro_computed_independently() -> None:
-    """The golden run here takes its inputs from models.report.node_quantize, not the harness's own path."""
+    """The golden run here takes its inputs from hil.model_report.node_quantize, not the harness's own path."""
     result = run_hil(UnixTarget(), DEFAULT_MODEL, n_windows=24)
     assert result.run is not None
     f, spec = MANIFEST.features, MANIFEST.inputs[0]

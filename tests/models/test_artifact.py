@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from models import artifact
-from models.errors import ArtifactError
+from edgegen.models import artifact
+from edgegen.models.errors import ArtifactError
 from tests.support.micropython import run_micropython
 from tests.support.tflite_compare import MODELS
 

@@ -1,4 +1,4 @@
-"""The shipped artifacts (models/artifacts/**) pass the model contract (tests/support/contract.py)."""
+"""The shipped artifacts (edgegen/models/artifacts/**) pass the model contract (tests/support/contract.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import artifact
+from edgegen.models import artifact, shipped
 from tests.support import contract
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "models" / "artifacts"
+ARTIFACTS = shipped.artifacts()
 TRUSTED = artifact.load_public(ARTIFACTS / "edgegen-dev.pub")
 MANIFESTS = sorted(ARTIFACTS.rglob("*.manifest.json"))
 NODE = [p for p in MANIFESTS if contract.is_node(contract.manifest(p))]

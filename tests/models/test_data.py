@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.protocol import Encoding, Frame
-from gateway.storage.base import Storage
-from gateway.storage.influx1 import Influx1Storage
-from gateway.storage.records import Record
-from gateway.storage.sqlite import SqliteStorage
-from models.data import Series, skab, tables, tep
-from models.data.windows import fingerprint, normal_runs, time_split, windows
-from models.errors import DataError
+from edgegen.gateway.protocol import Encoding, Frame
+from edgegen.gateway.storage.base import Storage
+from edgegen.gateway.storage.influx1 import Influx1Storage
+from edgegen.gateway.storage.records import Record
+from edgegen.gateway.storage.sqlite import SqliteStorage
+from edgegen.models.data import Series, skab, tables, tep
+from edgegen.models.data.windows import fingerprint, normal_runs, time_split, windows
+from edgegen.models.errors import DataError
 from tests.support.servers import InfluxDB
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from models.errors import EvaluationError
-from models.eval import tep as tep_eval
-from models.generative.detector import DetectorParams
+from edgegen.models.errors import EvaluationError
+from edgegen.models.eval import tep as tep_eval
+from edgegen.models.generative.detector import DetectorParams
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tep-braatz"
 HAVE_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None

@@ -19,9 +19,9 @@ import numpy.typing as npt
 import pandas as pd
 import pytest
 
-from models.errors import ArtifactError, EvaluationError
-from models.generative import calibration
-from models.generative.spec import GenSpec
+from edgegen.models.errors import ArtifactError, EvaluationError
+from edgegen.models.generative import calibration
+from edgegen.models.generative.spec import GenSpec
 from tests.support.servers import InfluxDB
 
 HAVE_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
@@ -89,7 +89,7 @@ def test_spec_rejects_bad_classes() -> None:
 
 @pytest.fixture(scope="module")
 def detector_and_series() -> tuple[object, F64]:
-    from models.generative.detector import Detector, DetectorParams
+    from edgegen.models.generative.detector import Detector, DetectorParams
 
     series = ar_process(6000, 3, seed=1)
     series[4000:4300] += np.array([1.5, -1.5, 1.0])  # a sustained level shift, ~3 noise sigmas per channel
@@ -100,7 +100,7 @@ def detector_and_series() -> tuple[object, F64]:
 
 @needs_tf
 def test_batch_and_streaming_scores_are_identical(detector_and_series: tuple[object, F64]) -> None:
-    from models.generative.detector import Detector
+    from edgegen.models.generative.detector import Detector
 
     det, series = detector_and_series
     assert isinstance(det, Detector)
@@ -119,7 +119,7 @@ def test_batch_and_streaming_scores_are_identical(detector_and_series: tuple[obj
 @needs_tf
 def test_scoring_in_chunks_of_any_size_equals_batch(detector_and_series: tuple[object, F64]) -> None:
     """The gateway feeds each stream whatever rows a batch of frames brought: the chunking must not matter."""
-    from models.generative.detector import Detector
+    from edgegen.models.generative.detector import Detector
 
     det, series = detector_and_series
     assert isinstance(det, Detector)
@@ -186,7 +186,7 @@ def test_anomaly_forecast_leads_the_flag(detector_and_series: tuple[object, F64]
 
 @pytest.fixture(scope="module")
 def conditional(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from models.generative.model import train
+    from edgegen.models.generative.model import train
 
     normal = ar_process(3000, 2, seed=2)
     fault = ar_process(1500, 2, seed=3) + np.array([3.0, -2.0])
@@ -205,8 +205,8 @@ def conditional(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @needs_tf
 def test_samples_follow_their_failure_mode(conditional: Path) -> None:
-    from models.generative.model import GenModel
-    from models.generative.sample import sample
+    from edgegen.models.generative.model import GenModel
+    from edgegen.models.generative.sample import sample
 
     model = GenModel.load(conditional)
     normal = sample(model, "normal", 16, 200, seed=1)
@@ -242,7 +242,7 @@ def test_generate_command_writes_labelled_csv(conditional: Path, tmp_path: Path)
 
 @needs_tf
 def test_loading_refuses_another_version(conditional: Path, tmp_path: Path) -> None:
-    from models.generative.model import GenModel
+    from edgegen.models.generative.model import GenModel
 
     target = tmp_path / "toy"
     target.with_suffix(".tflite").write_bytes(conditional.with_suffix(".tflite").read_bytes())
@@ -317,11 +317,11 @@ def test_generate_command_writes_influxdb_and_parquet(
 @pytest.mark.parametrize(("name", "channels", "classes"), [("skab", 8, 4), ("tep", 52, 22), ("stock", 6, 1)])
 def test_shipped_models_load_and_sample(name: str, channels: int, classes: int) -> None:
     """Runs without TensorFlow: the shipped artifacts need only ai-edge-litert."""
-    from models.gen_cli import SHIPPED
-    from models.generative.model import GenModel
-    from models.generative.sample import sample
+    from edgegen.models import shipped
+    from edgegen.models.generative.model import GenModel
+    from edgegen.models.generative.sample import sample
 
-    model = GenModel.load(SHIPPED / name)
+    model = GenModel.load(shipped.generative_models() / name)
     assert len(model.spec.channels) == channels and len(model.spec.classes) == classes
     mode = model.spec.classes[-1]
     a = sample(model, mode, 3, 40, seed=7)
@@ -362,7 +362,7 @@ def test_generate_continues_a_context_and_names_missing_columns(conditional: Pat
 
 
 def test_scaler_log_channels_round_trip_and_keep_the_floor() -> None:
-    from models.generative.spec import Scaler
+    from edgegen.models.generative.spec import Scaler
 
     rng = np.random.default_rng(4)
     values = np.column_stack([rng.normal(5.0, 2.0, 500), rng.lognormal(0.0, 1.0, 500)])

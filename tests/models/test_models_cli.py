@@ -8,10 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from edgegen.models import shipped
 from tests.support import skab_like
 
-EDGEGEN = [sys.executable, "-m", "gateway.cli"]
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "artifacts"
+EDGEGEN = [sys.executable, "-m", "edgegen.cli"]
+SHIPPED = shipped.artifacts()
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.errors import EvaluationError, ModelsError
-from models.eval.skab_metrics import (
+from edgegen.models.errors import EvaluationError, ModelsError
+from edgegen.models.eval.skab_metrics import (
     NabScores,
     OutlierScores,
     changepoint_times,

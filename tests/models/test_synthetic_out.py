@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.errors import ModelsError, OutputError
-from models.synthetic_out import (
+from edgegen.models.errors import ModelsError, OutputError
+from edgegen.models.synthetic_out import (
     RESERVED_COLUMNS,
     RESERVED_FIELD_KEYS,
     SyntheticBatch,

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.errors import EvaluationError, ModelsError
+from edgegen.models.errors import EvaluationError, ModelsError
 
 HAVE_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 if not HAVE_TENSORFLOW and os.environ.get("TESTS_REQUIRE_TRAIN") == "1":
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not HAVE_TENSORFLOW, reason="needs the train ext
 STOCK = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "timegan-stock" / "stock_data.csv"
 needs_stock = pytest.mark.skipif(not STOCK.is_file(), reason=f"TimeGAN Stocks data absent: {STOCK}")
 
-from models.eval import timegan_metrics as tm  # noqa: E402  (after the skip marks: the module itself needs no TF)
+from edgegen.models.eval import timegan_metrics as tm  # noqa: E402  (after the skip marks: the module itself needs no TF)
 
 
 @pytest.fixture(scope="module")

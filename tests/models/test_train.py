@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from models import artifact
-from models.task import skab_task
+from edgegen.models import artifact
+from edgegen.models.task import skab_task
 from tests.support import contract, skab_like
 
 HAVE_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None

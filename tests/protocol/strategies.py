@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from gateway.protocol import Encoding, Flag, Frame, MessageType
+from edgegen.gateway.protocol import Encoding, Flag, Frame, MessageType
 
 node_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", fullmatch=True)
 float32_scales = st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=True, width=32).filter(

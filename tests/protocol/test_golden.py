@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gateway.protocol import Encoding, Flag, Frame, MessageType, decode, encode, from_json, to_json
+from edgegen.gateway.protocol import Encoding, Flag, Frame, MessageType, decode, encode, from_json, to_json
 from tests.golden.regen_frames_v1 import frame_of
 from tests.golden.vectors import vectors
 

@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 
-from gateway.protocol import (
+from edgegen.gateway.protocol import (
     BadChecksum,
     BadMagic,
     DeclaredLengthTooLarge,
@@ -25,8 +25,8 @@ from gateway.protocol import (
     decode_message,
     encode,
 )
-from gateway.protocol.frame import HEADER
-from simulators.faults import malformed_messages
+from edgegen.gateway.protocol.frame import HEADER
+from edgegen.simulators.faults import malformed_messages
 
 FRAME = Frame("node-1", 41, 1_700_000_000_000_000, 1000, Encoding.INT16, np.arange(12).reshape(4, 3), (0.5,) * 3)
 GOOD = encode(FRAME)
@@ -191,7 +191,7 @@ def test_each_malformed_json_frame_gets_its_typed_rejection(
 
 
 def test_fault_injector_produces_exactly_the_cause_it_names() -> None:
-    from gateway.validate import validate
+    from edgegen.gateway.validate import validate
 
     topic = "edgegen/v1/site/node-1/data/vib"
     for cause, raw in malformed_messages(FRAME, other_node="impostor").items():

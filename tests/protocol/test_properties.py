@@ -9,8 +9,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_py import frame as fw
-from gateway.protocol import (
+from edgegen.firmware_py import frame as fw
+from edgegen.gateway.protocol import (
     BadChecksum,
     Encoding,
     Frame,

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
-from gateway.config import NodeSettings
-from simulators.capture import (
+from edgegen.gateway.config import NodeSettings
+from edgegen.simulators.capture import (
     CaptureHeader,
     CaptureReader,
     CaptureRecord,
@@ -35,9 +35,9 @@ from simulators.capture import (
     read_capture,
     replay_capture,
 )
-from simulators.errors import CaptureCorrupt, LinkError, UnsupportedCaptureVersion
-from simulators.paho_link import PahoLink
-from simulators.virtual_node import build_node, run_node
+from edgegen.simulators.errors import CaptureCorrupt, LinkError, UnsupportedCaptureVersion
+from edgegen.simulators.paho_link import PahoLink
+from edgegen.simulators.virtual_node import build_node, run_node
 from tests.support.servers import Mosquitto, free_port
 
 SITE = "capture-rt"
@@ -47,7 +47,7 @@ MESSAGES = NODES * (FRAMES + 2)  # each node also says online and offline (retai
 # p95 of |replay inter-arrival - capture inter-arrival / speed|, recorder to recorder. Measured, 2-core machine:
 # x1 1.2-4.5 ms, x10 0.5-4.1 ms with other tests running; x1 8.3-9.7 ms, x10 5.1-9.0 ms beside three CPU hogs.
 P95_ERROR_BOUND_MS = 25.0
-EDGEGEN_RECORD = [sys.executable, "-m", "gateway.cli", "record"]
+EDGEGEN_RECORD = [sys.executable, "-m", "edgegen.cli", "record"]
 HEADER = CaptureHeader("mqtt://example:1883", ("edgegen/v1/#",), "2026-01-01T00:00:00.000000Z")
 
 Row = tuple[str, int, bool, bytes]
@@ -386,7 +386,7 @@ def test_any_truncation_yields_the_whole_records_before_it(records: list[Capture
 
 @pytest.mark.mosquitto
 def test_record_cli_stops_after_n_messages_and_prints_a_summary(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    from gateway.cli import app
+    from edgegen.cli import app
 
     base = f"cli-{secrets.token_hex(3)}"
     topics = [f"{base}/a", f"{base}/b", f"{base}/c"]

@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 from scipy.signal import butter, hilbert, sosfiltfilt
 from typer.testing import CliRunner
 
-from gateway.cli import app
-from models.data.series import Series
-from models.data.tables import csv_file
-from simulators.errors import SimulationSpecError
-from simulators.inject import FAULT_KINDS, FaultEvent, event_rows, inject, random_plan, row_faults
-from simulators.simulate_cli import _load
-from simulators.synthetic import generate, pump, vibration
+from edgegen.cli import app
+from edgegen.models.data.series import Series
+from edgegen.models.data.tables import csv_file
+from edgegen.simulators import labelled
+from edgegen.simulators.errors import SimulationSpecError
+from edgegen.simulators.inject import FAULT_KINDS, FaultEvent, event_rows, inject, random_plan, row_faults
+from edgegen.simulators.synthetic import generate, pump, vibration
 
 PUMP = pump(2000.0, 1.0, seed=11)  # 2000 rows, 1 s apart, 4 channels
 VIB = vibration(4.0, 10_000.0, seed=12)  # 40000 rows, 100 µs apart, x and y
@@ -209,8 +209,8 @@ def test_bad_plans_name_what_is_wrong(plan: list[FaultEvent], option: str) -> No
 def test_rows_already_labelled_stay_labelled() -> None:
     given = np.zeros(len(PUMP), dtype=np.int8)
     given[50:60] = 1
-    labelled = Series(PUMP.name, PUMP.timestamps_us, PUMP.values, PUMP.channels, given)
-    out, _ = inject(labelled, [event(PUMP, "spike", 100, 102)])
+    source = Series(PUMP.name, PUMP.timestamps_us, PUMP.values, PUMP.channels, given)
+    out, _ = inject(source, [event(PUMP, "spike", 100, 102)])
     assert np.flatnonzero(labels(out)).tolist() == [*range(50, 60), 100, 101]
     assert set(row_faults(out)[50:60]) == {""}
 
@@ -339,7 +339,7 @@ def test_cli_vibration_parquet_records_bearing_frequencies(tmp_path: Path) -> No
     out = tmp_path / "vib.parquet"
     code, text = run("--kind", "vibration", "--duration", "1", "--faults", "bearing_defect", "--out", str(out))
     assert code == 0, text
-    back = _load(out)
+    back = labelled.read(out)
     assert back.channels == ("x", "y")
     assert len(back) == 10_000
     doc = json.loads((tmp_path / "vib.labels.json").read_text())

@@ -16,11 +16,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from firmware_py.app import NodeApp
-from firmware_py.config import validate
-from gateway.protocol.frame import decode
-from simulators.errors import NetFaultsError, SimulationSpecError
-from simulators.netfaults import FaultProxy, NetFaults
+from edgegen.firmware_py.app import NodeApp
+from edgegen.firmware_py.config import validate
+from edgegen.gateway.protocol.frame import decode
+from edgegen.simulators.errors import NetFaultsError, SimulationSpecError
+from edgegen.simulators.netfaults import FaultProxy, NetFaults
 from tests.support.collector import Collector
 from tests.support.firmware_node import node_config
 from tests.support.servers import Mosquitto, free_port

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gateway.cli import app
-from gateway.protocol import decode
-from models.data.series import Series
-from simulators.replay import nice_scale, replay
+from edgegen.cli import app
+from edgegen.gateway.protocol import decode
+from edgegen.models.data.series import Series
+from edgegen.simulators.replay import nice_scale, replay
 from tests.support.collector import Collector, Received
 from tests.support.servers import Mosquitto
 

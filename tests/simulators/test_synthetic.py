@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulators.errors import SimulationSpecError
-from simulators.synthetic import (
+from edgegen.simulators.errors import SimulationSpecError
+from edgegen.simulators.synthetic import (
     DEFAULT_START_US,
     Bearing,
     PumpParams,

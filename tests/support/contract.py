@@ -21,9 +21,9 @@ import numpy.typing as npt
 from ai_edge_litert.interpreter import Interpreter as LiteRT
 from tflite_micro.python.tflite_micro import runtime
 
-from firmware_py.tflite.interpreter import Interpreter as Firmware
-from models import artifact
-from models.artifact import Manifest
+from edgegen.firmware_py.tflite.interpreter import Interpreter as Firmware
+from edgegen.models import artifact
+from edgegen.models.artifact import Manifest
 
 NODE_MODEL_MAX_BYTES = 16 * 1024
 INT8_RMS_TOLERANCE = 0.05

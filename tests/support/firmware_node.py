@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from hil import latency
+from edgegen.hil import latency
 from tests.support.micropython import MP_SCRIPTS, micropython_binary
 
 

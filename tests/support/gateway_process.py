@@ -18,9 +18,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from gateway.config import NodeSettings
-from simulators.paho_link import PahoLink
-from simulators.virtual_node import build_node, run_node
+from edgegen.gateway.config import NodeSettings
+from edgegen.simulators.paho_link import PahoLink
+from edgegen.simulators.virtual_node import build_node, run_node
 from tests.support.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,7 +67,7 @@ class GatewayProcess:
             log.write(f"--- start {self.starts} ---\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", "gateway", "run", "--config", str(self.config)],
+                [sys.executable, "-m", "edgegen.cli", "gateway", "run", "--config", str(self.config)],
                 cwd=REPO,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hil import latency
+from edgegen.hil import latency
 
 REPO = Path(__file__).resolve().parents[2]
 MP_SCRIPTS = REPO / "tests" / "firmware" / "mp"

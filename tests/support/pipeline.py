@@ -10,12 +10,12 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Self
 
-from gateway.config import NodeSettings, Settings
-from gateway.protocol import decode
-from gateway.service import Gateway
-from gateway.storage.records import Record, points
-from simulators.paho_link import PahoLink
-from simulators.virtual_node import build_node, run_node
+from edgegen.gateway.config import NodeSettings, Settings
+from edgegen.gateway.protocol import decode
+from edgegen.gateway.service import Gateway
+from edgegen.gateway.storage.records import Record, points
+from edgegen.simulators.paho_link import PahoLink
+from edgegen.simulators.virtual_node import build_node, run_node
 
 
 class GatewayThread:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.data import skab
+from edgegen.models.data import skab
 
 GROUP_SIZES = {"valve1": 16, "valve2": 4, "other": 14}  # SKAB's own split: 34 experiments
 BASE = np.array([0.03, 0.04, 1.3, 0.1, 79.0, 26.0, 230.0, 32.0])

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hil.golden import Reference, lsb_diff, random_inputs, reference
+from edgegen.hil.golden import Reference, lsb_diff, random_inputs, reference
 from tests.support.micropython import run_micropython
 
 __all__ = ["MODELS", "Reference", "lsb_diff", "random_inputs", "reference", "run_firmware"]

@@ -4,8 +4,9 @@ import sys
 from array import array
 from binascii import crc32 as binascii_crc32
 
-from firmware_py import bytecopy, frame, sources
 from firmware_py.crc32 import crc32 as table_crc32
+
+from firmware_py import bytecopy, frame, sources
 
 out = {}
 

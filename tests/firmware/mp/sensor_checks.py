@@ -5,13 +5,14 @@ import sys
 import time
 from array import array
 
-from firmware_py import board
 from firmware_py.app import NodeApp
 from firmware_py.config import validate
 from firmware_py.errors import SensorError
 from firmware_py.sensors.adc import ADCChannels
 from firmware_py.sensors.mpu6050 import MPU6050
 from firmware_py.sensors.sampler import SensorSource
+
+from firmware_py import board
 
 
 class FakeMPU6050Bus:

@@ -1,0 +1,5 @@
+"""``python -m edgegen.cli``: the ``edgegen`` command."""
+
+from edgegen.cli import main
+
+main()
