@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgegen.simulators.replay import replay
+from edgegen.simulators.replay.run import replay
 from tests.simulators.test_replay import _jittered
 from tests.support.collector import Collector
 from tests.support.servers import Mosquitto

@@ -40,7 +40,7 @@ def demo(
     faults; no servers needed. Ends with a summary and an HTML report."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from edgegen.simulators.demo import SUMMARY_COLUMNS, WINDOW, run_demo, summary_rows
+    from edgegen.simulators.demo.run import SUMMARY_COLUMNS, WINDOW, run_demo, summary_rows
 
     given = flags(
         **{

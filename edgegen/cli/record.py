@@ -43,7 +43,7 @@ def record(
     from rich.table import Table
 
     from edgegen.simulators.capture import DEFAULT_FILTER, Recorder
-    from edgegen.simulators.capture_link import public_url
+    from edgegen.simulators.capture.link import public_url
 
     settings = settings_or_exit(
         config, flags(**{"mqtt.url": broker, "mqtt.protocol": protocol, "log_level": log_level})

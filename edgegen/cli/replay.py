@@ -84,8 +84,8 @@ def replay_command(
     if data is None:
         raise typer.BadParameter("give a recording (DATA) or --mqtt-capture FILE", param_hint="DATA")
     from edgegen.simulators.netfaults import NetFaults
-    from edgegen.simulators.replay import replay
-    from edgegen.simulators.replay_load import load
+    from edgegen.simulators.replay.load import load
+    from edgegen.simulators.replay.run import replay
 
     stop = threading.Event()
     with exit_on(ValueError):

@@ -11,7 +11,7 @@ from edgegen.gateway.protocol import Encoding, Frame
 from edgegen.gateway.storage import lineprotocol as lp
 from edgegen.gateway.storage.errors import LineProtocolError
 from edgegen.gateway.storage.records import Point, Record, points
-from tests.gateway.records import embedding_record, float_record, record
+from tests.support.storage_records import embedding_record, float_record, record
 
 
 def test_a_record_becomes_one_line_per_sample_with_node_timestamps() -> None:

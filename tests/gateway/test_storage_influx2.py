@@ -13,7 +13,7 @@ import pytest
 
 from edgegen.gateway.storage import StorageError, StorageRejected, StorageUnavailable
 from edgegen.gateway.storage.influx2 import Influx2Storage
-from tests.gateway.records import record
+from tests.support.storage_records import record
 from tests.support.scripted_http import Reply, Request, ScriptedHttpServer
 from tests.support.servers import free_port
 

@@ -5,7 +5,7 @@ import sqlite3
 from pathlib import Path
 
 from edgegen.gateway.storage.sqlite import SqliteStorage
-from tests.gateway.records import float_record, record, scores
+from tests.support.storage_records import float_record, record, scores
 
 
 def _rows(path: Path) -> list[tuple[object, ...]]:

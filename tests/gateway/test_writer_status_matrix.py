@@ -28,7 +28,7 @@ from edgegen.gateway.writer import (
     StorageWriter,
     WriteOutcome,
 )
-from tests.gateway.records import record
+from tests.support.storage_records import record
 from tests.support.scripted_http import Reply, Request, ScriptedHttpServer
 from tests.support.servers import InfluxDB, free_port
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from edgegen.simulators.demo_readback import NodeOutputs
-from edgegen.simulators.demo_report import Event, RareFailure, ReportData, evaluate, write_report
+from edgegen.simulators.demo.readback import NodeOutputs
+from edgegen.simulators.demo.report import Event, RareFailure, ReportData, evaluate, write_report
 
 S = 1_000_000
 

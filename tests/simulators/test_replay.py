@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from edgegen.cli import app
 from edgegen.gateway.protocol import decode
 from edgegen.models.data.series import Series
-from edgegen.simulators.replay import nice_scale, replay
+from edgegen.simulators.replay.run import nice_scale, replay
 from tests.support.collector import Collector, Received
 from tests.support.servers import Mosquitto
 

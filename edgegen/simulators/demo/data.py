@@ -17,7 +17,7 @@ from edgegen.models.data import skab
 from edgegen.models.data.series import Series
 from edgegen.models.generative.model import GenModel
 from edgegen.models.generative.sample import sample
-from edgegen.simulators.demo_report import RareFailure
+from edgegen.simulators.demo.report import RareFailure
 from edgegen.simulators.inject import FaultEvent, inject, random_plan
 
 SKAB_MODEL = shipped.generative_models() / "skab"

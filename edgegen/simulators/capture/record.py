@@ -21,8 +21,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edgegen.simulators import capture_link
-from edgegen.simulators.capture_format import CaptureHeader, CaptureRecord, CaptureWriter
+from edgegen.simulators.capture import link
+from edgegen.simulators.capture.format import CaptureHeader, CaptureRecord, CaptureWriter
 from edgegen.simulators.errors import LinkError
 
 DEFAULT_FILTER = "edgegen/v1/#"
@@ -55,7 +55,7 @@ class Recorder:
         if not filters:
             raise ValueError("at least one topic filter")
         self.broker_url = broker_url
-        self._where = capture_link.public_url(broker_url)  # no password in the file or in messages
+        self._where = link.public_url(broker_url)  # no password in the file or in messages
         self.out = out
         self.filters = tuple(filters)
         self.protocol = protocol
@@ -87,7 +87,7 @@ class Recorder:
         self._writer = CaptureWriter(self.out, header, overwrite=self.overwrite)  # before connecting: no clobber
         self._started = time.monotonic()
         try:
-            self._client = capture_link.connect(
+            self._client = link.connect(
                 self.broker_url,
                 "record",
                 protocol=self.protocol,
@@ -119,7 +119,7 @@ class Recorder:
         self, client: mqtt.Client, userdata: object, mid: int, codes: list[ReasonCode], props: Properties | None
     ) -> None:
         self._refused.extend(str(c) for c in codes if c.is_failure)
-        capture_link.ack_now(client)  # else the first message can wait for our delayed ACK of this SUBACK
+        link.ack_now(client)  # else the first message can wait for our delayed ACK of this SUBACK
         self._subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
@@ -163,7 +163,7 @@ class Recorder:
     def close(self) -> RecordSummary:
         """Disconnect, then sync and close the file; safe to call twice."""
         if self._client is not None:
-            capture_link.close(self._client)
+            link.close(self._client)
             self._client = None
         with self.arrived:
             writer, self._writer = self._writer, None

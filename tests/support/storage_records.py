@@ -1,4 +1,4 @@
-"""Records for storage tests."""
+"""Storage records for tests: frames of every encoding and derived points, built in one line each."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ import numpy.typing as npt
 import pandas as pd
 from matplotlib.figure import Figure  # no pyplot: no global figure state, safe from any thread
 
-from edgegen.simulators.demo_readback import NodeOutputs
+from edgegen.simulators.demo.readback import NodeOutputs
 
 
 class Event(Protocol):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from edgegen.simulators import capture_link
-from edgegen.simulators.capture_format import CaptureReader
+from edgegen.simulators.capture import link
+from edgegen.simulators.capture.format import CaptureReader
 from edgegen.simulators.errors import LinkError
 
 ACK_STALL_S = 10.0  # give up when no acknowledgement has come for this long (not a total: big captures take time)
@@ -55,7 +55,7 @@ def replay_capture(
         checked = CaptureReader(stream, str(path))
         for _ in checked:
             pass
-    client = capture_link.connect(broker_url, "replay", setup=lambda c: c.max_inflight_messages_set(MAX_INFLIGHT))
+    client = link.connect(broker_url, "replay", setup=lambda c: c.max_inflight_messages_set(MAX_INFLIGHT))
     pending: deque[mqtt.MQTTMessageInfo] = deque()
     schedule = _Schedule(speed, stop)
     sent = sent_bytes = 0
@@ -75,9 +75,9 @@ def replay_capture(
                 sent_bytes += len(record.payload)
                 if progress is not None:
                     progress(sent)
-        _await_acks(pending, capture_link.public_url(broker_url))
+        _await_acks(pending, link.public_url(broker_url))
     finally:
-        capture_link.close(client)
+        link.close(client)
     return CaptureReplaySummary(
         sent, sent_bytes, schedule.elapsed(), schedule.max_late_s * 1000, checked.torn_records, stop.is_set()
     )

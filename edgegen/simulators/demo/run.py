@@ -23,14 +23,14 @@ from edgegen.gateway.config import NodeSettings, Settings, StreamBinding
 from edgegen.gateway.protocol import data_topic, decode
 from edgegen.gateway.service import Gateway
 from edgegen.gateway.storage import ValueCounter
-from edgegen.simulators import demo_data
-from edgegen.simulators.demo_readback import NodeOutputs, read_influx1, read_sqlite
-from edgegen.simulators.demo_report import Detection, RareFailure, ReportData, evaluate, write_report
+from edgegen.simulators.demo import data as demo_data
+from edgegen.simulators.demo.readback import NodeOutputs, read_influx1, read_sqlite
+from edgegen.simulators.demo.report import Detection, RareFailure, ReportData, evaluate, write_report
 from edgegen.simulators.embedded_broker import EmbeddedBroker
 from edgegen.simulators.errors import SimulatorError
 from edgegen.simulators.faults import malformed_messages
 from edgegen.simulators.paho_link import PahoLink
-from edgegen.simulators.replay import replay
+from edgegen.simulators.replay.run import replay
 from edgegen.simulators.virtual_node import build_node
 
 log = logging.getLogger(__name__)
