@@ -21,9 +21,9 @@ from edgegen import firmware_py
 from edgegen.hil import framing, golden
 from edgegen.hil.errors import HilError
 from edgegen.hil.feed import model_inputs, target_bytes
-from edgegen.hil.target_run import TargetRun, assemble
 from edgegen.hil.stage import stage
 from edgegen.hil.subject import Subject, load
+from edgegen.hil.target_run import TargetRun, assemble
 from edgegen.hil.targets import Target
 from edgegen.hil.windows import Windows, from_csv, sine
 

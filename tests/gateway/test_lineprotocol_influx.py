@@ -27,8 +27,8 @@ from edgegen.gateway.storage import lineprotocol as lp
 from edgegen.gateway.storage.errors import LineProtocolError
 from edgegen.gateway.storage.influx1 import Influx1Storage
 from edgegen.gateway.storage.records import Point
-from tests.support.storage_records import float_record
 from tests.support.servers import InfluxDB
+from tests.support.storage_records import float_record
 
 T0_US = 1_700_000_000_000_000
 SPECIAL = list(',= "\\#')

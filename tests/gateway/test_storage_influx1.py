@@ -10,8 +10,8 @@ import pytest
 
 from edgegen.gateway.storage import StorageRejected, StorageUnavailable
 from edgegen.gateway.storage.influx1 import Influx1Storage
-from tests.support.storage_records import embedding_record, float_record, record, scores
 from tests.support.servers import InfluxDB, free_port
+from tests.support.storage_records import embedding_record, float_record, record, scores
 
 pytestmark = pytest.mark.influxdb
 T = TypeVar("T")

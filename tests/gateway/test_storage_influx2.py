@@ -13,9 +13,9 @@ import pytest
 
 from edgegen.gateway.storage import StorageError, StorageRejected, StorageUnavailable
 from edgegen.gateway.storage.influx2 import Influx2Storage
-from tests.support.storage_records import record
 from tests.support.scripted_http import Reply, Request, ScriptedHttpServer
 from tests.support.servers import free_port
+from tests.support.storage_records import record
 
 
 async def _write(replies: list[Reply]) -> tuple[list[Request], int | StorageError]:

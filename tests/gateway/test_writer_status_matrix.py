@@ -28,9 +28,9 @@ from edgegen.gateway.writer import (
     StorageWriter,
     WriteOutcome,
 )
-from tests.support.storage_records import record
 from tests.support.scripted_http import Reply, Request, ScriptedHttpServer
 from tests.support.servers import InfluxDB, free_port
+from tests.support.storage_records import record
 
 T0 = 1_700_000_000_000_000
 WEEK_US = 7 * 24 * 3600 * 1_000_000
