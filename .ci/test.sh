@@ -2,8 +2,10 @@
 # edgegen's test command (the README's second command; .ci/run calls it).
 #
 # On a fresh Debian machine: installs mosquitto, InfluxDB 1.x, openssl and python3-venv with apt when missing, creates
-# .venv, installs the project with its dev and train extras (tensorflow-cpu: the tests train tiny models), then runs
-# ruff, mypy and pytest. The test session starts its own
+# .venv, installs the locked test environment (requirements/test.lock: the dev and train extras, tensorflow-cpu
+# included: the tests train tiny models) and the project, then runs ruff, mypy, import-linter and pytest.
+# EDGEGEN_DEPS=latest installs the newest versions the package's ranges admit instead (the scheduled run).
+# The test session starts its own
 # mosquitto and influxd on 127.0.0.1 (free ports, temporary directories) and stops them at the end
 # (tests/support/servers.py); TESTS_REQUIRE_SERVERS=1 makes a missing server a failure instead of a skip, and
 # TESTS_REQUIRE_TRAIN=1 does the same for a missing TensorFlow.
@@ -28,14 +30,23 @@ if [ ! -x .venv/bin/python ]; then
     echo "== creating .venv"
     python3 -m venv .venv
 fi
-echo "== installing edgegen[dev,train] into .venv"
-.venv/bin/python -m pip install --quiet -e '.[dev,train]'
+if [ "${EDGEGEN_DEPS:-locked}" = latest ]; then
+    # the scheduled run: the newest releases the package's own ranges admit, so a break shows up before users see it
+    echo "== installing edgegen[dev,train] at the newest versions its ranges admit (requirements/test.lock ignored)"
+    .venv/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev,train]'
+else
+    echo "== installing the locked test environment (requirements/test.lock), then edgegen itself"
+    .venv/bin/python -m pip install --quiet --require-hashes -r requirements/test.lock
+    .venv/bin/python -m pip install --quiet --no-deps -e .
+fi
 
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 echo "== mypy"
 .venv/bin/mypy
+echo "== import-linter (the layers in pyproject.toml)"
+.venv/bin/lint-imports
 echo "== pytest"
 export TESTS_REQUIRE_SERVERS=1 TESTS_REQUIRE_TRAIN=1
 .venv/bin/python -m pytest "$@"
