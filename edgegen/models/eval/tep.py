@@ -182,54 +182,30 @@ def tstr(
     if windows < 1 or series < 1 or epochs < 1:
         raise EvaluationError("windows, series and epochs must be positive")
     classes = (NORMAL, *(_name(f) for f in chosen))
-    real = {k: tep.run(data_dir, f, False).values for k, f in enumerate((0, *chosen))}
+    real = {k: [tep.run(data_dir, f, False).values] for k, f in enumerate((0, *chosen))}
+    started = time.perf_counter()
     spec = GenSpec(tep.CHANNELS, classes, context=context, width=width)
-    segments = [(v, np.full(len(v), k, dtype=np.int64)) for k, v in real.items()]
-    started = time.perf_counter()
-    model = train(spec, segments, steps=steps, seed=seed)
-    gen_train_s = time.perf_counter() - started
-
-    started = time.perf_counter()
-    synthetic: dict[int, list[F64]] = {}
-    for k in range(1, len(classes)):
-        length = len(real[k]) // series
-        runs = sample(model, classes[k], series, length, seed=seed + 1000 + k)
-        synthetic[k] = list(runs)
-    sample_s = time.perf_counter() - started
-
-    scaler = Scaler.fit(real[0])
-    started = time.perf_counter()
+    model = train(
+        spec, [(v, np.full(len(v), k, dtype=np.int64)) for k, (v,) in real.items()], steps=steps, seed=seed
+    )
+    trained = time.perf_counter()
+    synthetic = {  # each fault's real row count, split over ``series`` runs
+        k: list(sample(model, classes[k], series, len(real[k][0]) // series, seed=seed + 1000 + k))
+        for k in range(1, len(classes))
+    }
+    sampled = time.perf_counter()
+    scaler = Scaler.fit(real[0][0])
     test_x, test_y = _test_windows(data_dir, chosen, scaler, windows)
-    normal_x, normal_y = _windows([real[0]], 0, scaler, windows)
-    fake = [_windows(synthetic[k], k, scaler, windows) for k in synthetic]
-    true = [_windows([real[k]], k, scaler, windows) for k in range(1, len(classes))]
-    pred_tstr = _classify(
-        np.concatenate([normal_x, *(x for x, _ in fake)]),
-        np.concatenate([normal_y, *(y for _, y in fake)]),
-        test_x,
-        len(classes),
-        epochs,
-        seed,
+    on_synthetic, on_real = (
+        _Arm.of(test_y, _classify_runs(runs, scaler, windows, test_x, len(classes), epochs, seed), len(classes))
+        for runs in ({0: real[0], **synthetic}, real)
     )
-    pred_trtr = _classify(
-        np.concatenate([normal_x, *(x for x, _ in true)]),
-        np.concatenate([normal_y, *(y for _, y in true)]),
-        test_x,
-        len(classes),
-        epochs,
-        seed,
-    )
-    classify_s = time.perf_counter() - started
-
-    recall_s, recall_r = _recalls(test_y, pred_tstr, len(classes)), _recalls(test_y, pred_trtr, len(classes))
-    acc_s, acc_r = float(np.mean(pred_tstr == test_y)), float(np.mean(pred_trtr == test_y))
-    f1_s, f1_r = _macro_f1(test_y, pred_tstr, len(classes)), _macro_f1(test_y, pred_trtr, len(classes))
     rows = tuple(
         FaultTstr(
             fault=f,
             name=classes[k],
-            recall_tstr=recall_s[k],
-            recall_trtr=recall_r[k],
+            recall_tstr=on_synthetic.recalls[k],
+            recall_trtr=on_real.recalls[k],
             test_rows=int(np.sum(test_y == k)),
             synthetic_rows=sum(len(r) for r in synthetic[k]),
         )
@@ -238,22 +214,44 @@ def tstr(
     return TepTstr(
         classes=classes,
         faults=rows,
-        normal_recall_tstr=recall_s[0],
-        normal_recall_trtr=recall_r[0],
-        accuracy_tstr=acc_s,
-        accuracy_trtr=acc_r,
-        macro_f1_tstr=f1_s,
-        macro_f1_trtr=f1_r,
-        ratio_accuracy=acc_s / acc_r if acc_r else float("nan"),
-        ratio_macro_f1=f1_s / f1_r if f1_r else float("nan"),
+        normal_recall_tstr=on_synthetic.recalls[0],
+        normal_recall_trtr=on_real.recalls[0],
+        accuracy_tstr=on_synthetic.accuracy,
+        accuracy_trtr=on_real.accuracy,
+        macro_f1_tstr=on_synthetic.macro_f1,
+        macro_f1_trtr=on_real.macro_f1,
+        ratio_accuracy=on_synthetic.accuracy / on_real.accuracy if on_real.accuracy else float("nan"),
+        ratio_macro_f1=on_synthetic.macro_f1 / on_real.macro_f1 if on_real.macro_f1 else float("nan"),
         window=windows,
         epochs=epochs,
         steps=steps,
         seed=seed,
-        gen_train_s=gen_train_s,
-        sample_s=sample_s,
-        classify_s=classify_s,
+        gen_train_s=trained - started,
+        sample_s=sampled - trained,
+        classify_s=time.perf_counter() - sampled,
     )
+
+
+@dataclass(frozen=True)
+class _Arm:
+    """One arm's predictions on the real test windows, scored."""
+
+    recalls: list[float]
+    accuracy: float
+    macro_f1: float
+
+    @classmethod
+    def of(cls, truth: I64, pred: I64, classes: int) -> _Arm:
+        return cls(_recalls(truth, pred, classes), float(np.mean(pred == truth)), _macro_f1(truth, pred, classes))
+
+
+def _classify_runs(
+    runs: dict[int, list[F64]], scaler: Scaler, w: int, test_x: F64, classes: int, epochs: int, seed: int
+) -> I64:
+    """Train the classifier on the windows of each class's runs; predict the test windows."""
+    parts = [_windows(class_runs, k, scaler, w) for k, class_runs in runs.items()]
+    x, y = np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
+    return _classify(x, y, test_x, classes, epochs, seed)
 
 
 def _windows(runs: Sequence[F64], label: int, scaler: Scaler, w: int, first_end: int = 0) -> tuple[F64, I64]:
