@@ -7,7 +7,7 @@ import os
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
@@ -16,6 +16,10 @@ from rich.table import Table
 from edgegen.cli.common import DataDirOption, JsonOutOption, exit_on, wide_console
 from edgegen.cli.generative import detector_params, model_path
 from edgegen.models import native_logs
+
+if TYPE_CHECKING:  # the evaluations import numpy models and TensorFlow lazily, inside the commands
+    from edgegen.models.eval.skab import SkabResult
+    from edgegen.models.eval.skab_metrics import NabScores, OutlierScores
 
 eval_app = typer.Typer(help="Evaluation protocols, side by side with the published numbers.", no_args_is_help=True)
 
@@ -68,71 +72,11 @@ def eval_skab(
         rescored_cpd = skab_metrics.reference_changepoint_methods(data) if rescored else {}
     console = wide_console(140)
     mode = "one shared network" if shared else "one network per file"
-    table = Table(title=f"SKAB ({result.files} files; train rows 0-399, score the rest; {mode})")
-    for col in ("method", "F1", "FAR %", "MAR %", "NAB standard", "NAB low FP", "NAB low FN", "source"):
-        table.add_column(col, justify="left" if col in ("method", "source") else "right")
-    o, c = result.outliers, result.changepoints
-    table.add_row(
-        "edgegen (this run)",
-        f"{o.f1:.3f}",
-        f"{o.far:.2f}",
-        f"{o.mar:.2f}",
-        f"{c.standard:.2f}",
-        f"{c.low_fp:.2f}",
-        f"{c.low_fn:.2f}",
-        "measured",
-    )
-    for name, (f1, far, mar, std, lfp, lfn) in skab_eval.PUBLISHED.items():
-        table.add_row(
-            name,
-            f"{f1:.2f}",
-            f"{far:.2f}",
-            f"{mar:.2f}",
-            *(f"{v:.2f}" if v is not None else "-" for v in (std, lfp, lfn)),
-            "published",
-        )
-    for name, scores in rescored.items():
-        cpd = rescored_cpd[name]
-        table.add_row(
-            f"{name} (rescored)",
-            f"{scores.f1:.3f}",
-            f"{scores.far:.2f}",
-            f"{scores.mar:.2f}",
-            f"{cpd.standard:.2f}",
-            f"{cpd.low_fp:.2f}",
-            f"{cpd.low_fn:.2f}",
-            "reference_predictions",
-        )
-    console.print(table)
-    cov = Table(title="forecast intervals on the test parts' normal rows (horizon 1..H)")
-    cov.add_column("nominal")
-    cov.add_column("covered", justify="right")
-    for level, share in result.coverage.items():
-        cov.add_row(level, f"{share:.3f}")
-    console.print(cov)
-    raw, own, recal = result.anomaly_forecast, result.anomaly_forecast_own, result.anomaly_forecast_recalibrated
-    rel = Table(
-        title=f"P(anomaly within {params.horizon} steps), reliability: as forecast, against the labels "
-        f"(Brier skill {raw.skill:.3f}) and against the detector's own later flags (skill {own.skill:.3f}); "
-        f"Platt-recalibrated on the other experiment groups, against the labels (skill {recal.skill:.3f})"
-    )
-    for col in (
-        "bin",
-        "n",
-        "predicted",
-        "labels",
-        "own flags",
-        "n (recal.)",
-        "predicted (recal.)",
-        "labels (recal.)",
-    ):
-        rel.add_column(col, justify="right")
-    for r, w, k in zip(raw.bins, own.bins, recal.bins, strict=True):
-        rel.add_row(
-            f"{r[0]:.1f}-{r[1]:.1f}", str(r[2]), f"{r[3]:.3f}", f"{r[4]:.3f}", f"{w[4]:.3f}",
-            str(k[2]), f"{k[3]:.3f}", f"{k[4]:.3f}",
-        )  # fmt: skip
-    console.print(rel)
+    title = f"SKAB ({result.files} files; train rows 0-399, score the rest; {mode})"
+    console.print(_table(title, SKAB_COLUMNS, _skab_rows(result, skab_eval.PUBLISHED, rescored, rescored_cpd)))
+    coverage = [[level, f"{share:.3f}"] for level, share in result.coverage.items()]
+    console.print(_table("forecast intervals on the test parts' normal rows (horizon 1..H)", COVERAGE, coverage))
+    console.print(_reliability(result, params.horizon))
     typer.echo(
         f"training {result.train_s_per_file:.1f} s per file; scoring {result.score_steps_per_s:,.0f} steps/s "
         f"(8 channels, forecasts and anomaly forecasts included)"
@@ -142,6 +86,71 @@ def eval_skab(
     doc["rescored"] = {k: asdict(v) for k, v in rescored.items()}
     doc["rescored_changepoints"] = {k: asdict(v) for k, v in rescored_cpd.items()}
     _write_json(json_out, doc)
+
+
+SKAB_COLUMNS = ("method", "F1", "FAR %", "MAR %", "NAB standard", "NAB low FP", "NAB low FN", "source")
+COVERAGE = ("nominal", "covered")
+RELIABILITY = (
+    "bin",
+    "n",
+    "predicted",
+    "labels",
+    "own flags",
+    "n (recal.)",
+    "predicted (recal.)",
+    "labels (recal.)",
+)
+
+
+def _table(title: str, columns: tuple[str, ...], rows: list[list[str]], text: int = 1) -> Table:
+    """A table whose first ``text`` columns (and a last "source" column) are left-aligned, numbers right."""
+    table = Table(title=title)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i < text or column == "source" else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _skab_rows(
+    result: SkabResult,
+    published: dict[str, tuple[float, float, float, float | None, float | None, float | None]],
+    rescored: dict[str, OutlierScores],
+    rescored_cpd: dict[str, NabScores],
+) -> list[list[str]]:
+    """This run, the published leaderboard, and the published predictions rescored by our scorer."""
+    o, c = result.outliers, result.changepoints
+    rows = [["edgegen (this run)", f"{o.f1:.3f}", *_two(o.far, o.mar, c.standard, c.low_fp, c.low_fn), "measured"]]
+    for name, (f1, far, mar, *changepoints) in published.items():
+        rows.append([name, f"{f1:.2f}", *_two(far, mar, *changepoints), "published"])
+    for name, s in rescored.items():
+        cpd = rescored_cpd[name]
+        scores = _two(s.far, s.mar, cpd.standard, cpd.low_fp, cpd.low_fn)
+        rows.append([f"{name} (rescored)", f"{s.f1:.3f}", *scores, "reference_predictions"])
+    return rows
+
+
+def _two(*values: float | None) -> list[str]:
+    return [f"{v:.2f}" if v is not None else "-" for v in values]
+
+
+def _reliability(result: SkabResult, horizon: int) -> Table:
+    """P(anomaly within H): as forecast against the labels and the detector's own later flags, and recalibrated."""
+    raw, own, recal = result.anomaly_forecast, result.anomaly_forecast_own, result.anomaly_forecast_recalibrated
+    title = (
+        f"P(anomaly within {horizon} steps), reliability: as forecast, against the labels "
+        f"(Brier skill {raw.skill:.3f}) and against the detector's own later flags (skill {own.skill:.3f}); "
+        f"Platt-recalibrated on the other experiment groups, against the labels (skill {recal.skill:.3f})"
+    )
+    rows = [
+        [f"{r[0]:.1f}-{r[1]:.1f}", str(r[2]), f"{r[3]:.3f}", f"{r[4]:.3f}", f"{w[4]:.3f}", *_recalibrated(k)]
+        for r, w, k in zip(raw.bins, own.bins, recal.bins, strict=True)
+    ]
+    return _table(title, RELIABILITY, rows, text=0)
+
+
+def _recalibrated(row: Any) -> list[str]:
+    return [str(row[2]), f"{row[3]:.3f}", f"{row[4]:.3f}"]
 
 
 TIMEGAN_PUBLISHED = {  # ANCHORS.md: discriminative, predictive (mean, ±)
