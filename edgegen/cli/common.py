@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from edgegen.errors import EdgegenError
 
@@ -64,3 +65,10 @@ def exit_on(*errors: type[Exception], describe: Callable[[Exception], str] = str
 def wide_console(width: int) -> Console:
     """A console at least ``width`` columns wide: wide tables stay readable when piped or in a narrow terminal."""
     return Console(width=max(Console().width, width))
+
+
+def progress_bar(console: Console) -> Progress:
+    """A bar with a count and the time left: what long-running commands show while they publish."""
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+    )

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from edgegen.cli.common import BrokerOption, ConfigOption, InfluxOption, LogLevelOption, exit_on, flags
+from edgegen.cli.common import (
+    BrokerOption,
+    ConfigOption,
+    InfluxOption,
+    LogLevelOption,
+    exit_on,
+    flags,
+    progress_bar,
+)
 from edgegen.cli.settings import settings_or_exit
+
+if TYPE_CHECKING:
+    from edgegen.simulators.demo.run import DemoReport
 
 
 def register(app: typer.Typer) -> None:
@@ -38,9 +49,7 @@ def demo(
 ) -> None:
     """Embedded broker, gateway with the generative model, and virtual nodes replaying pump data with injected
     faults; no servers needed. Ends with a summary and an HTML report."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from edgegen.simulators.demo.run import SUMMARY_COLUMNS, WINDOW, run_demo, summary_rows
+    from edgegen.simulators.demo.run import WINDOW, run_demo
 
     given = flags(
         **{
@@ -59,16 +68,7 @@ def demo(
         f"injected faults each, x{speed:g}; the SKAB generative model scores every stream"
     )
     windows = nodes * (steps // WINDOW)
-    with (
-        exit_on(OSError),
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as bar,
-    ):
+    with exit_on(OSError), progress_bar(console) as bar:
         task = bar.add_task("frames published", total=windows)
         report = asyncio.run(
             run_demo(
@@ -85,6 +85,15 @@ def demo(
                 progress=lambda n: bar.update(task, completed=n),
             )
         )
+    _print_summary(console, report, settings.gateway.state_dir)
+    if not report.complete:
+        raise typer.Exit(1)
+
+
+def _print_summary(console: Console, report: DemoReport, dead_letters: Path) -> None:
+    """What arrived per node, rejections by cause, detection against the injected faults, where the report is."""
+    from edgegen.simulators.demo.run import SUMMARY_COLUMNS, summary_rows
+
     table = Table(title=f"What arrived ({report.broker} -> gateway -> {report.storage})")
     for column in SUMMARY_COLUMNS:
         table.add_column(column, justify="left" if column == "node" else "right")
@@ -93,7 +102,7 @@ def demo(
     console.print(table)
     if report.rejects_by_cause:
         causes = ", ".join(f"{cause} {n}" for cause, n in sorted(report.rejects_by_cause.items()))
-        console.print(f"rejected by cause: {causes} (dead letters in {settings.gateway.state_dir})")
+        console.print(f"rejected by cause: {causes} (dead letters in {dead_letters})")
     flagged = sum(n.faults_flagged for n in report.nodes)
     injected = sum(n.faults for n in report.nodes)
     share = report.false_alarms / report.clean_rows if report.clean_rows else 0.0
@@ -106,4 +115,3 @@ def demo(
         console.print(f"[green]all values stored exactly once[/green] in {report.seconds:.1f} s")
     else:
         console.print("[red]stored counts differ from sent counts[/red]")
-        raise typer.Exit(1)

@@ -9,10 +9,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from edgegen.cli.common import BrokerOption, ConfigOption, LogLevelOption, exit_on, flags
+from edgegen.cli.common import BrokerOption, ConfigOption, LogLevelOption, exit_on, flags, progress_bar
 from edgegen.cli.settings import settings_or_exit
 
 COUNTS = (  # NodeResult field, column title: per node and in total
@@ -29,12 +28,6 @@ COUNTS = (  # NodeResult field, column title: per node and in total
 
 def register(app: typer.Typer) -> None:
     app.command("replay")(replay_command)
-
-
-def _bar(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
-    )
 
 
 def replay_command(
@@ -95,7 +88,7 @@ def replay_command(
         faults = None
         if loss or delay_ms or jitter_ms or disconnect_every:
             faults = NetFaults(loss, delay_ms, jitter_ms, disconnect_every)
-        with tempfile.TemporaryDirectory(prefix="edgegen-replay-") as state, _bar(console) as bar:
+        with tempfile.TemporaryDirectory(prefix="edgegen-replay-") as state, progress_bar(console) as bar:
             total = sum(len(recordings[i % len(recordings)]) // window for i in range(nodes))
             task = bar.add_task(f"{nodes} node(s) x{speed:g}", total=total)
             try:
@@ -136,7 +129,7 @@ def _replay_capture(path: Path, url: str, speed: float, console: Console) -> Non
 
     with exit_on(OSError):
         total = len(read_capture(path).records)
-        with _bar(console) as bar:
+        with progress_bar(console) as bar:
             task = bar.add_task(f"{path.name} x{speed:g}", total=total)
             result = replay_capture(path, url, speed=speed, progress=lambda n: bar.update(task, completed=n))
     console.print(
