@@ -1,6 +1,6 @@
 """Write edgegen/firmware_py/package.json, the index `mpremote mip install` reads.
 
-    .venv/bin/python -m hil.package_json
+    .venv/bin/python -m edgegen.hil.package_json
 
 Destinations are relative to the board's /lib; sources relative to package.json. A test keeps it in sync.
 """
