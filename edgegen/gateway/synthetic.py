@@ -51,17 +51,16 @@ def synthetic_records(
     nonfinite = int(np.count_nonzero(~np.isfinite(batch.values)))
     if nonfinite:
         raise LineProtocolError(f"{nonfinite} non-finite values: InfluxDB cannot store NaN or infinity")
-    labels = (
-        ("failure_mode", batch.failure_mode),
-        ("generator", batch.generator_version),
-        ("model", batch.model_name),
-    )
-    series_ids = batch.series_ids()
-    _check_names(measurement, batch.channels, [*labels, *(("series", s) for s in series_ids)])
+    lineprotocol.measurement(measurement)  # the encoder the writer uses, which would dead-letter, not raise
+    for channel in batch.channels:
+        lineprotocol.key(channel, "field key")
     stamps = batch.timestamps_us().tolist()
     records: list[Derived] = []
-    for series_id, rows in zip(series_ids, batch.values.tolist(), strict=True):
-        tags = (*labels, ("series", series_id), ("synthetic", "true"))
+    for series_id, rows in zip(batch.series_ids(), batch.values.tolist(), strict=True):
+        labels = (batch.failure_mode, batch.generator_version, batch.model_name, series_id, "true")
+        tags = tuple(zip(TAG_KEYS, labels, strict=True))
+        for key, value in tags:
+            lineprotocol.key(value, f"{key} tag")
         points = [
             Point(measurement, tags, tuple(zip(batch.channels, row, strict=True)), ts)
             for ts, row in zip(stamps, rows, strict=True)
@@ -72,15 +71,6 @@ def synthetic_records(
             for i in range(0, len(points), steps_per_record)
         ]
     return records
-
-
-def _check_names(measurement: str, channels: tuple[str, ...], tags: list[tuple[str, str]]) -> None:
-    """Each distinct name once, through the encoder the writer will use (which would dead-letter, not raise)."""
-    lineprotocol.measurement(measurement)
-    for channel in channels:
-        lineprotocol.key(channel, "field key")
-    for key, value in tags:
-        lineprotocol.key(value, f"{key} tag")
 
 
 @dataclass(frozen=True, slots=True)

@@ -221,7 +221,7 @@ def _counts(server: InfluxDB, database: str) -> dict[str, int]:
     rows = _select(
         server,
         database,
-        "SELECT count(\"Accelerometer1RMS\") FROM synthetic WHERE \"synthetic\" = 'true' GROUP BY \"series\"",
+        'SELECT count("Accelerometer1RMS") FROM synthetic WHERE "synthetic" = \'true\' GROUP BY "series"',
     )
     return {r["series"]: r["count"] for r in rows}
 
