@@ -6,16 +6,25 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
 
-from edgegen.cli.common import DataDirOption, exit_on
+from edgegen.cli.common import ConfigOption, DataDirOption, InfluxOption, exit_on, flags
+from edgegen.cli.settings import settings_or_exit
 from edgegen.models import native_logs, shipped
 
+if TYPE_CHECKING:
+    from edgegen.gateway.config import StorageSettings
+    from edgegen.gateway.storage import Storage
+    from edgegen.gateway.synthetic import SyntheticStored
+
 SHIPPED = shipped.generative_models()
+MAX_REFUSALS_SHOWN = 10  # dead-lettered records listed one a line; the count covers the rest
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 gen_app = typer.Typer(help="The generative model: train the shipped models.", no_args_is_help=True)
 
 
@@ -107,8 +116,21 @@ def generate(
         Path | None, typer.Option(help="A CSV whose last rows every series continues from (same columns).")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="CSV or Parquet (by suffix).")] = None,
-    influx: Annotated[str | None, typer.Option(help="Also write to this InfluxDB 1.x URL.")] = None,
-    database: Annotated[str, typer.Option(help="The InfluxDB database.")] = "edgegen",
+    store: Annotated[
+        bool, typer.Option("--store", help="Also store the series in the gateway's storage (storage.* settings).")
+    ] = False,
+    storage: Annotated[
+        str | None,
+        typer.Option("--storage", help="sqlite, influx1 or influx2 (implies --store).", show_default=False),
+    ] = None,
+    influx: InfluxOption = None,
+    database: Annotated[
+        str | None, typer.Option(help="The InfluxDB 1.x database (storage.database).", show_default=False)
+    ] = None,
+    config: ConfigOption = None,
+    store_timeout: Annotated[
+        float, typer.Option(min=1, help="Give up storing after this many seconds, retries included.")
+    ] = 120.0,
     seed: Annotated[int, typer.Option(help="Sampling seed: same seed, same series.")] = 0,
     start: Annotated[
         str, typer.Option(help="Timestamp of the first step (ISO 8601, UTC).")
@@ -118,11 +140,13 @@ def generate(
     """Labelled synthetic series (rare failures included) from the generative model."""
     import pandas as pd
 
+    from edgegen.gateway.synthetic import store_synthetic
     from edgegen.models import synthetic_out
     from edgegen.models.data.tables import csv_file
     from edgegen.models.generative.model import GENERATOR_VERSION, GenModel
     from edgegen.models.generative.sample import sample
 
+    target = _storage(config, store or storage is not None or influx is not None, storage, influx, database)
     with exit_on(OSError):
         path = model_path(model)
         gen = GenModel.load(path)
@@ -155,13 +179,74 @@ def generate(
                 else synthetic_out.write_csv(batch, out)
             )
             written.append(f"{rows} rows -> {out}")
-        if influx is not None:
-            points = asyncio.run(synthetic_out.write_influx1(batch, influx, database))
-            written.append(f"{points} points -> {influx} db {database} (synthetic=true, failure_mode={mode})")
+        stored = None
+        if target is not None:
+            settings, backend = target
+            stored = asyncio.run(store_synthetic(batch, backend, deadline_s=store_timeout))
+            written.append(_stored_summary(stored, settings, mode))
     typer.echo(
         f"{n} series x {length} steps of {mode!r} from {path.stem} ({GENERATOR_VERSION}); "
-        + "; ".join(written or ["nothing written (give --out or --influx)"])
+        + "; ".join(written or ["nothing written (give --out or --store)"])
     )
+    if stored is not None and (stored.refused or stored.points_unwritten):
+        _report_incomplete(stored)
+        raise typer.Exit(1)  # the summary above says what was stored; a script must still see the gap
+
+
+def _storage(
+    config: Path | None, store: bool, kind: str | None, influx: str | None, database: str | None
+) -> tuple[StorageSettings, Storage] | None:
+    """The storage ``generate`` writes to, configured as the gateway's is (file, environment, flags), or None.
+    Built before generating, so a bad setting costs no sampling time (exit status 2, as for the gateway)."""
+    if not store:
+        if config is not None:
+            raise typer.BadParameter("configures storage only: add --store", param_hint="--config")
+        return None
+    from edgegen.gateway.errors import ConfigError
+    from edgegen.gateway.storage import create_storage
+
+    given = flags(
+        **{
+            "storage.kind": kind or ("influx1" if influx else None),
+            "storage.influx_url": influx,
+            "storage.database": database,
+        }
+    )
+    settings = settings_or_exit(config, given).storage
+    try:
+        return settings, create_storage(settings)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _stored_summary(stored: SyntheticStored, settings: StorageSettings, mode: str) -> str:
+    where = {
+        "sqlite": f"sqlite {settings.sqlite_path}",
+        "influx1": f"{settings.influx_url} database {settings.database}",
+        "influx2": f"{settings.influx_url} bucket {settings.bucket}",
+    }[settings.kind]
+    text = f"{stored.points_stored} points -> {where} (synthetic=true, failure_mode={mode})"
+    if stored.refused:
+        text += f", {stored.points_refused} points dead-lettered"
+    if stored.points_unwritten:
+        text += f", {stored.points_unwritten} points not written"
+    return text
+
+
+def _report_incomplete(stored: SyntheticStored) -> None:
+    """On stderr: the dead-lettered records (series, first step, the server's answer), and why storing gave up."""
+    for refused in stored.refused[:MAX_REFUSALS_SHOWN]:
+        first = (EPOCH + timedelta(microseconds=refused.first_us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        typer.echo(
+            f"dead-lettered: {refused.points} points of {refused.series} from {first} ({refused.cause}): "
+            f"{refused.detail}",
+            err=True,
+        )
+    if len(stored.refused) > MAX_REFUSALS_SHOWN:
+        typer.echo(f"dead-lettered: ... and {len(stored.refused) - MAX_REFUSALS_SHOWN} more records", err=True)
+    if stored.gave_up is not None:
+        typer.echo(f"error: {stored.gave_up}", err=True)
 
 
 @gen_app.command("train")

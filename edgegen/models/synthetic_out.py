@@ -1,7 +1,8 @@
-"""Writers for labelled synthetic time series: the output side of ``edgegen generate``.
+"""Labelled synthetic time series and their files: the output side of ``edgegen generate``.
 
-Every row or point carries its labels (``synthetic``, failure mode, generator version, model) so generated data
-can never be mistaken for measured data once it sits next to it in a file or a database.
+Every row carries its labels (``synthetic``, failure mode, generator version, model) so generated data can never
+be mistaken for measured data once it sits next to it. Storing a batch the way the gateway stores data (SQLite,
+InfluxDB) is the gateway's business: ``edgegen/gateway/synthetic.py``, with the same labels as tags.
 
 Layout, shared by CSV and Parquet, one row per (series, step)::
 
@@ -15,8 +16,6 @@ written ``true``. Parquet stores the timestamp as ``timestamp[us, tz=UTC]`` and 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,18 +24,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from edgegen.gateway.storage import lineprotocol
-from edgegen.gateway.storage.errors import LineProtocolError
 from edgegen.models.errors import OutputError
 
 LABEL_COLUMNS = ("failure_mode", "synthetic", "generator_version", "model")
 RESERVED_COLUMNS = frozenset({"series", "timestamp", *LABEL_COLUMNS})
 CSV_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-# Tag keys in byte order, as InfluxDB advises (it sorts them anyway; sorted input skips that work).
-TAG_KEYS = ("failure_mode", "generator", "model", "series", "synthetic")
-# Field keys InfluxDB 1.x refuses ("time") or would make ambiguous next to a tag of the same name.
-RESERVED_FIELD_KEYS = frozenset({"time", *TAG_KEYS})
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: ndarray equality is elementwise, not a bool
@@ -114,137 +106,9 @@ def write_parquet(batch: SyntheticBatch, path: Path | str) -> int:
     return len(frame)
 
 
-# ---- InfluxDB line protocol ----------------------------------------------------------------------------------
-
-
-def _checked(text: str, what: str) -> str:
-    """Refuse any backslash, on top of what the gateway's line protocol refuses: next to an escaped character
-    the 1.x and 2.x parsers read it differently, and generated labels never need one."""
-    if "\\" in text:
-        raise OutputError(f"backslash in {what} {text!r}: InfluxDB 1.x and 2.x read it differently")
-    return text
-
-
-def _escaped(encode: Callable[[], str]) -> str:
-    """The gateway's line-protocol escaping, its refusals as this package's error."""
-    try:
-        return encode()
-    except LineProtocolError as exc:
-        raise OutputError(str(exc)) from exc
-
-
-def _key(text: str, what: str) -> str:
-    return _escaped(lambda: lineprotocol.key(_checked(text, what), what))
-
-
-def _measurement(name: str) -> str:
-    return _escaped(lambda: lineprotocol.measurement(_checked(name, "measurement")))
-
-
-def _float(value: float) -> str:
-    return _escaped(lambda: lineprotocol.float_value(value))
-
-
-def _iter_lines(batch: SyntheticBatch, measurement: str) -> Iterator[str]:
-    clash = RESERVED_FIELD_KEYS.intersection(batch.channels)
-    if clash:
-        raise OutputError(f"channel names {sorted(clash)} clash with InfluxDB's time or the label tags")
-    head = _measurement(measurement)
-    fixed = {
-        "failure_mode": _key(batch.failure_mode, "failure mode"),
-        "generator": _key(batch.generator_version, "generator version"),
-        "model": _key(batch.model_name, "model name"),
-        "synthetic": "true",
-    }
-    keys = [_key(c, "channel name") for c in batch.channels]
-    stamps_ns = [int(t) * 1000 for t in batch.timestamps_us()]
-    for series_id, series in zip(batch.series_ids(), batch.values, strict=True):
-        tags = {**fixed, "series": _key(series_id, "series id")}
-        prefix = head + "".join(f",{k}={tags[k]}" for k in TAG_KEYS)
-        for row, ts in zip(series.tolist(), stamps_ns, strict=True):
-            fields = ",".join(f"{k}={_float(v)}" for k, v in zip(keys, row, strict=True))
-            yield f"{prefix} {fields} {ts}"
-
-
-def to_line_protocol(batch: SyntheticBatch, measurement: str = "synthetic") -> list[str]:
-    """One line per (series, step), nanosecond timestamps; the ``series`` tag keeps series from overwriting."""
-    return list(_iter_lines(batch, measurement))
-
-
-# ---- InfluxDB 1.x over HTTP ------------------------------------------------------------------------------------
-
-
-def _ident(name: str) -> str:
-    """An InfluxQL double-quoted identifier."""
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _retryable_status(status: int) -> bool:
-    return status == 429 or status >= 500  # overload or server trouble may pass; anything else will not
-
-
-async def write_influx1(
-    batch: SyntheticBatch,
-    url: str,
-    database: str,
-    *,
-    username: str | None = None,
-    password: str | None = None,
-    timeout_s: float = 10,
-    batch_lines: int = 5000,
-    measurement: str = "synthetic",
-) -> int:
-    """Create ``database`` and write the batch to InfluxDB 1.x via ``/write``; return the number of points.
-
-    influxdb-client speaks only the 2.x API, so this talks HTTP with aiohttp (which it brings). Each request is
-    bounded by ``timeout_s``. Points are idempotent, so retrying after a retryable :class:`OutputError` is safe.
-    """
-    import aiohttp
-
-    if batch_lines <= 0:
-        raise OutputError(f"batch_lines must be positive, got {batch_lines}")
-    lines = to_line_protocol(batch, measurement)  # refuse unwritable names before touching the server
-    base = url.rstrip("/")
-    auth = {"u": username, "p": password or ""} if username else {}
-
-    async def request(session: aiohttp.ClientSession, path: str, params: dict[str, str], data: bytes) -> str:
-        try:
-            async with session.post(base + path, params=params, data=data) as response:
-                text = await response.text()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise OutputError(f"InfluxDB at {base}: {exc!r}", retryable=True) from exc
-        if not 200 <= response.status < 300:
-            raise OutputError(
-                f"InfluxDB at {base}{path}: HTTP {response.status}: {text.strip()[:500]}",
-                retryable=_retryable_status(response.status),
-                status=response.status,
-            )
-        return text
-
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
-        text = await request(session, "/query", {"q": f"CREATE DATABASE {_ident(database)}", **auth}, b"")
-        for result in _json(text).get("results", []):
-            if "error" in result:
-                raise OutputError(f"InfluxDB at {base}: CREATE DATABASE: {result['error']}")
-        params = {"db": database, "precision": "ns", **auth}
-        for chunk in lineprotocol.chunks(lines, batch_lines):
-            await request(session, "/write", params, "\n".join(chunk).encode())
-    return len(lines)
-
-
-def _json(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError as exc:
-        raise OutputError(f"InfluxDB answered with something other than JSON: {text[:200]!r}") from exc
-    return value if isinstance(value, dict) else {}
-
-
 __all__ = [
     "SyntheticBatch",
     "to_frame",
-    "to_line_protocol",
     "write_csv",
-    "write_influx1",
     "write_parquet",
 ]
