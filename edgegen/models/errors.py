@@ -26,13 +26,4 @@ class EvaluationError(ModelsError):
 
 
 class OutputError(ModelsError):
-    """Generated series could not be written: a name no output format can carry, or a sink that refused them.
-
-    ``retryable`` is per instance: a timeout, a refused connection, 429 or 5xx may pass later; any other answer
-    (a malformed batch, bad credentials, no such database) will not. ``status`` is the HTTP status, if any.
-    """
-
-    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.status = status
+    """Generated series cannot be written as asked: a shape or a name no output format can carry."""
