@@ -48,7 +48,6 @@ from edgegen.gateway.writer import StorageWriter
 
 log = logging.getLogger(__name__)
 
-STORAGE_REJECTED = "storage_rejected"
 SPOOL_FULL = "spool_full"
 SPOOL_CORRUPT = "spool_corrupt"
 DECODED_CACHE_BYTES = 64 << 20  # sample bytes of validated frames kept for the writer
