@@ -45,7 +45,7 @@ REGISTRY_FILE = "nodes.sqlite"
 OFFLINE = "offline"
 UNKNOWN = "unknown"  # a node that sent data before any status of it was seen
 DEFAULT_OFFLINE_AFTER_S = 90.0  # three missed status intervals of the default node configuration
-SEEN_FLUSH_INTERVAL_US = 1_000_000
+WRITE_INTERVAL_US = 1_000_000  # how often a busy node's last-seen time and counters are written, not per frame
 MAX_COUNTED_NODES = 10_000  # traffic counters are kept in memory: a flood of made-up node ids must not grow them
 OVERFLOW = ("*", "*")  # the key of the traffic of nodes beyond MAX_COUNTED_NODES: "*" is no valid identifier
 MAX_STATUS_BYTES = 16_384  # a status is a few hundred bytes; far beyond this it is not a status
@@ -415,7 +415,7 @@ class NodeRegistry:
             return  # nothing of this node to write: its traffic went to the overflow tally
         self._unwritten[key] = max(now_us, self._unwritten.get(key, now_us))
         written = self._written.get(key)
-        if write_now or written is None or now_us - written >= SEEN_FLUSH_INTERVAL_US:
+        if write_now or written is None or now_us - written >= WRITE_INTERVAL_US:
             with self._conn:
                 self._write(key)
 
