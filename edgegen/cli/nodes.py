@@ -1,7 +1,8 @@
 """``edgegen nodes``: the fleet view, read from the gateway's node registry (gateway/fleet.py).
 
 The registry is opened read-only, so the command is safe while the gateway runs (SQLite WAL lets a reader in
-beside the writer). Online/offline is judged here, with this machine's clock and ``--offline-after``.
+beside the writer). Online/offline is judged here, with this machine's clock and ``--offline-after``. The frame
+counters are the gateway's since it started (written about once a second), "-" where none were counted.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def nodes(
     ] = None,
     site: Annotated[str | None, typer.Option("--site", help="Only this site's nodes.", show_default=False)] = None,
 ) -> None:
-    """Show every node the gateway knows: state, online or offline, last seen, firmware, models, counters."""
+    """Show every node the gateway knows: state, online or offline, last seen, firmware, models, counters, and
+    the frames the gateway stored and rejected of it since it started."""
     settings = settings_or_exit(config, flags(**{"gateway.state_dir": state_dir}))
     path = settings.gateway.state_dir / REGISTRY_FILE
     now_us = time.time_ns() // 1000
@@ -70,7 +72,7 @@ def _print_table(entries: list[NodeEntry], path: Path) -> None:
         table.add_column(name, no_wrap=True)
     table.add_column("fw", no_wrap=True)
     table.add_column("models")
-    for name in ("uptime", "outbox", "dropped"):
+    for name in ("uptime", "outbox", "dropped", "stored", "rejected"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("last error")
     for entry in entries:
@@ -84,6 +86,8 @@ def _print_table(entries: list[NodeEntry], path: Path) -> None:
             "-" if entry.uptime_s is None else _duration(entry.uptime_s),
             _number(entry.outbox_depth),
             _number(entry.dropped),
+            _number(entry.frames_stored),
+            _number(entry.frames_rejected),
             Text(entry.last_error or "-"),
         )
     Console(width=max(Console().width, 150)).print(table)

@@ -1,4 +1,4 @@
-# Check a model artifact before a node installs it (RELIABILITY.md R13): the manifest's Ed25519 signature by a
+# Check a model artifact before a node installs it (docs/reliability.md R13): the manifest's Ed25519 signature by a
 # trusted key, a sequence number above the installed one, this board's class, and the model file's exact size
 # and SHA-256. Every refusal is a ModelError naming the reason. The files are those `edgegen train` and
 # `edgegen models sign` write: NAME.tflite, NAME.manifest.json, NAME.manifest.sig (docs/models.md).

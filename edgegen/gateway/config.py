@@ -7,7 +7,8 @@ Each layer is a nested dict; the merged result is validated by pydantic at start
         expected 'sqlite', 'influx1' or 'influx2'
 
 Environment variables are ``EDGEGEN_<SECTION>__<KEY>`` (``EDGEGEN_MQTT__URL=mqtt://broker:1883``);
-``EDGEGEN_CONFIG`` names the TOML file. docs/configuration.md lists every key.
+``EDGEGEN_CONFIG`` names the TOML file. docs/configuration.md lists every key with its default, variable,
+accepted values and meaning (tests/gateway/test_configuration_doc.py keeps it in step with these models).
 
 Secrets (``password``, ``token``) come from their own key or from a file beside it (``password_file``,
 ``token_file``; one or the other, not both), read at load time. A secret never appears in an error or a repr;

@@ -5,17 +5,26 @@ retained last will ``{"state": "offline", "fw": ...}`` there, which the broker p
 breaks. The registry keeps the latest of each in SQLite (``<state_dir>/nodes.sqlite``, WAL, synchronous=NORMAL) so
 ``edgegen nodes`` can read it while the gateway runs, and so the view survives a gateway restart.
 
-A node is *online* iff its last status is not ``offline`` and it was heard (a data frame, or a status other than
-``offline``) within ``offline_after_s``: the last will covers a cut connection, the timeout covers a broker that
-lost the will or a node that is connected but stuck.
+A node is *online* iff its last status is not ``offline`` and it was heard (a stored data frame, or a status other
+than ``offline``) within ``offline_after_s``: the last will covers a cut connection, the timeout covers a broker
+that lost the will or a node that is connected but stuck.
+
+Traffic counters. Per node the registry also counts the frames it stored, their values, and the frames that went
+to the dead-letter store instead (:class:`NodeTraffic`), since the registry was opened, i.e. since the gateway
+started, like the gateway's Prometheus counters. Opening a registry file therefore clears the counters it holds
+(null: none counted in this run). In memory they are bounded: beyond ``max_counted_nodes`` nodes, a further node's
+traffic is added to one tally under :data:`OVERFLOW` (in :meth:`NodeRegistry.traffic` only) and its own counters
+stay null. A node gets a row with its first status or its first stored frame; frames rejected before that are
+written then.
 
 Write policy. ``update_status`` writes through at once: statuses are rare (one per node per status interval) and
-are the facts the view is built from. ``seen`` runs for every accepted data frame, so it only updates a dict; it
-writes ``last_seen_us`` to the file at most once per second per node (the first frame of a node, then the first
-frame after each further second). The file therefore lags the gateway's own view by at most one second
-(:data:`SEEN_FLUSH_INTERVAL_US`), and a crash loses at most that much of ``last_seen_us``;
-:meth:`NodeRegistry.entries` and :meth:`NodeRegistry.close` include or flush the unwritten values. The registry is
-not thread-safe: the gateway uses it from its event loop only.
+are the facts the view is built from. ``frame_stored`` and ``frame_rejected`` run for every frame, so they only
+update dicts; they write a node's ``last_seen_us`` and counters to the file at most once per second per node (the
+first frame of a node, then the first frame after each further second), and :meth:`NodeRegistry.flush` (the
+gateway calls it every second) writes what is left. The file therefore lags the gateway's own view by about one
+second, and a crash loses at most that much; :meth:`NodeRegistry.entries` includes the unwritten values and
+:meth:`NodeRegistry.close` writes them. The registry is not thread-safe: the gateway uses it from its event loop
+only.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import json
 import sqlite3
 import types
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +45,9 @@ REGISTRY_FILE = "nodes.sqlite"
 OFFLINE = "offline"
 UNKNOWN = "unknown"  # a node that sent data before any status of it was seen
 DEFAULT_OFFLINE_AFTER_S = 90.0  # three missed status intervals of the default node configuration
-SEEN_FLUSH_INTERVAL_US = 1_000_000
+WRITE_INTERVAL_US = 1_000_000  # how often a busy node's last-seen time and counters are written, not per frame
+MAX_COUNTED_NODES = 10_000  # traffic counters are kept in memory: a flood of made-up node ids must not grow them
+OVERFLOW = ("*", "*")  # the key of the traffic of nodes beyond MAX_COUNTED_NODES: "*" is no valid identifier
 MAX_STATUS_BYTES = 16_384  # a status is a few hundred bytes; far beyond this it is not a status
 MAX_TEXT_CHARS = 1_024  # state and fw are short tokens; last_error is cut to this length
 _INT64_MAX = 2**63 - 1
@@ -54,6 +65,9 @@ CREATE TABLE IF NOT EXISTS nodes (
     outbox_depth INTEGER,
     dropped INTEGER,
     connects INTEGER,
+    frames_stored INTEGER,          -- traffic since the gateway started; null: none counted (see the docstring)
+    values_stored INTEGER,
+    frames_rejected INTEGER,
     first_seen_us INTEGER NOT NULL,
     last_seen_us INTEGER NOT NULL,  -- the node itself was last heard: a data frame or a status other than offline
     last_status_us INTEGER,         -- the last status message of any state, the last will included
@@ -62,10 +76,12 @@ CREATE TABLE IF NOT EXISTS nodes (
 ) WITHOUT ROWID;
 """
 
-_COLUMNS = (
-    "site, node, state, fw, models, uptime_s, mem_free, last_error, outbox_depth, dropped, connects,"
-    " first_seen_us, last_seen_us, last_status_us"
+_TRAFFIC_COLUMNS = ("frames_stored", "values_stored", "frames_rejected")
+_COLUMN_NAMES = (
+    *("site", "node", "state", "fw", "models", "uptime_s", "mem_free", "last_error"),
+    *("outbox_depth", "dropped", "connects", *_TRAFFIC_COLUMNS, "first_seen_us", "last_seen_us", "last_status_us"),
 )
+_COLUMNS = ", ".join(_COLUMN_NAMES)
 # Optional status fields stored as non-negative integers (null = unknown); absent fields keep their last value.
 _INT_FIELDS = ("uptime_s", "mem_free", "outbox_depth", "dropped", "connects")
 
@@ -97,6 +113,9 @@ class NodeEntry:
     outbox_depth: int | None
     dropped: int | None
     connects: int | None
+    frames_stored: int | None  # the traffic counters: since the gateway started, null if none counted
+    values_stored: int | None
+    frames_rejected: int | None
     first_seen_us: int
     last_seen_us: int
     last_status_us: int | None
@@ -129,12 +148,24 @@ class NodeEntry:
             "outbox_depth": self.outbox_depth,
             "dropped": self.dropped,
             "connects": self.connects,
+            "frames_stored": self.frames_stored,
+            "values_stored": self.values_stored,
+            "frames_rejected": self.frames_rejected,
             "first_seen_us": self.first_seen_us,
             "last_seen_us": self.last_seen_us,
             "last_status_us": self.last_status_us,
             "as_of_us": self.as_of_us,
             "offline_after_s": self.offline_after_s,
         }
+
+
+@dataclass
+class NodeTraffic:
+    """One node's frames since the registry was opened (the gateway started)."""
+
+    frames_stored: int = 0
+    values_stored: int = 0  # the stored frames' finite values: what storage holds of them
+    frames_rejected: int = 0  # frames that went to the dead-letter store instead of storage, whatever the cause
 
 
 @dataclass
@@ -222,21 +253,35 @@ def _models(value: object) -> dict[str, str | int]:
 
 
 class NodeRegistry:
-    """The gateway's device registry: writes ``path`` (SQLite, WAL) and answers :meth:`entries`."""
+    """The gateway's device registry: writes ``path`` (SQLite, WAL), answers :meth:`entries`, :meth:`traffic`."""
 
-    def __init__(self, path: Path, offline_after_s: float = DEFAULT_OFFLINE_AFTER_S) -> None:
+    def __init__(
+        self,
+        path: Path,
+        offline_after_s: float = DEFAULT_OFFLINE_AFTER_S,
+        max_counted_nodes: int = MAX_COUNTED_NODES,
+    ) -> None:
         if offline_after_s <= 0:
             raise ValueError(f"offline_after_s must be positive, not {offline_after_s}")
         self.path = path
         self.offline_after_s = offline_after_s
+        self.max_counted_nodes = max_counted_nodes
         self.counts = FleetCounts()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(path)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(SCHEMA)
-        self._seen: dict[tuple[str, str], int] = {}  # last data frame per node, possibly not yet written
-        self._flushed: dict[tuple[str, str], int] = {}  # when last_seen_us was last written per node
+        with self._conn:
+            present = _present_columns(self._conn)
+            for column in _TRAFFIC_COLUMNS:  # a registry written before the counters existed
+                if column not in present:
+                    self._conn.execute(f"ALTER TABLE nodes ADD COLUMN {column} INTEGER")
+            self._conn.execute(f"UPDATE nodes SET {', '.join(f'{c} = NULL' for c in _TRAFFIC_COLUMNS)}")
+        self._traffic: dict[tuple[str, str], NodeTraffic] = {}
+        self._seen: dict[tuple[str, str], int] = {}  # last stored frame per node, possibly not yet written
+        self._unwritten: dict[tuple[str, str], int] = {}  # nodes changed since their last write -> clock then
+        self._written: dict[tuple[str, str], int] = {}  # clock reading of each node's last write
 
     def update_status(self, topic: str, payload: bytes, now_us: int, retained: bool = False) -> NodeEntry | None:
         """Store the status a node published on ``topic`` at ``now_us``; return the node's new entry.
@@ -269,7 +314,7 @@ class NodeRegistry:
         else:
             merged = dict.fromkeys(("fw", "last_error", *_INT_FIELDS), None)
             merged |= {"models": {}, "first_seen_us": now_us, "last_seen_us": now_us}
-        merged |= status.fields
+        merged |= status.fields | self._traffic_fields(key)
         heard = max(merged["last_seen_us"], self._seen.get(key, merged["last_seen_us"]))
         # a last will is the broker speaking for a node that is gone; a retained status replayed on (re)subscribe
         # is old news: neither is the node being heard now
@@ -278,7 +323,7 @@ class NodeRegistry:
         merged |= {"state": status.state, "last_seen_us": heard, "last_status_us": now_us}
         with self._conn:
             self._conn.execute(
-                f"INSERT OR REPLACE INTO nodes ({_COLUMNS}, online) VALUES ({', '.join('?' * 15)})",
+                f"INSERT OR REPLACE INTO nodes ({_COLUMNS}, online) VALUES ({', '.join('?' * 18)})",
                 (
                     *key,
                     merged["state"],
@@ -286,6 +331,7 @@ class NodeRegistry:
                     json.dumps(merged["models"], sort_keys=True),
                     *(merged[name] for name in ("uptime_s", "mem_free", "last_error")),
                     *(merged[name] for name in ("outbox_depth", "dropped", "connects")),
+                    *(merged[name] for name in _TRAFFIC_COLUMNS),
                     merged["first_seen_us"],
                     merged["last_seen_us"],
                     merged["last_status_us"],
@@ -293,28 +339,43 @@ class NodeRegistry:
                 ),
             )
         self._seen[key] = heard
-        self._flushed[key] = now_us
+        self._unwritten.pop(key, None)
+        self._written[key] = now_us
         self.counts.statuses += 1
         return _entry(merged | {"site": key[0], "node": key[1]}, now_us, self.offline_after_s)
 
-    def seen(self, site: str, node: str, now_us: int) -> None:
-        """Note that a data frame of ``site``/``node`` arrived at ``now_us``: cheap, see the module docstring.
+    def frame_stored(self, site: str, node: str, values: int, received_us: int) -> None:
+        """Count a frame of ``site``/``node`` that reached storage, ``values`` values of it, received at
+        ``received_us``: the node was heard then. Cheap, see the module docstring.
 
         A node never seen before gets an entry at once, in state ``unknown`` until its status arrives.
         """
         key = (site, node)
-        if now_us <= self._seen.get(key, -1):
-            return
-        self._seen[key] = now_us
-        flushed = self._flushed.get(key)
-        if flushed is None or now_us - flushed >= SEEN_FLUSH_INTERVAL_US:
-            self._write_seen(key, now_us)
+        counted_as, traffic = self._counters(key)
+        traffic.frames_stored += 1
+        traffic.values_stored += values
+        first = key not in self._seen
+        self._seen[key] = max(received_us, self._seen.get(key, received_us))
+        self._changed(key, received_us, counted_as == key, write_now=first)
+
+    def frame_rejected(self, site: str, node: str, now_us: int) -> None:
+        """Count a frame of ``site``/``node`` that went to the dead-letter store: not a sign of life, so neither
+        ``last_seen_us`` nor a new entry; a node without an entry gets the count written with its first row."""
+        key = (site, node)
+        counted_as, traffic = self._counters(key)
+        traffic.frames_rejected += 1
+        self._changed(key, now_us, counted_as == key)
+
+    def traffic(self) -> dict[tuple[str, str], NodeTraffic]:
+        """A copy of each node's traffic counters (:data:`OVERFLOW` once used); answers after :meth:`close` too."""
+        return {key: replace(counters) for key, counters in self._traffic.items()}
 
     def flush(self) -> None:
-        """Write every ``last_seen_us`` that :meth:`seen` has kept in memory only."""
-        for key, seen_us in self._seen.items():
-            if seen_us > self._flushed.get(key, -1):
-                self._write_seen(key, seen_us)
+        """Write every ``last_seen_us`` and traffic counter kept in memory only."""
+        if self._unwritten:
+            with self._conn:
+                for key in list(self._unwritten):
+                    self._write(key)
 
     def entries(self, now_us: int) -> list[NodeEntry]:
         """Every node, sorted by site and node, judged online or offline at ``now_us``."""
@@ -324,24 +385,58 @@ class NodeRegistry:
             values = _row_dict(row)
             key = (values["site"], values["node"])
             values["last_seen_us"] = max(values["last_seen_us"], self._seen.get(key, values["last_seen_us"]))
+            values |= self._traffic_fields(key)
             out.append(_entry(values, now_us, self.offline_after_s))
         return out
 
     def close(self) -> None:
-        """Flush what :meth:`seen` kept in memory and close the file."""
+        """Write what was kept in memory and close the file (:meth:`traffic` still answers)."""
         self.flush()
         self._conn.close()
 
-    def _write_seen(self, key: tuple[str, str], seen_us: int) -> None:
-        with self._conn:
+    def _counters(self, key: tuple[str, str]) -> tuple[tuple[str, str], NodeTraffic]:
+        """The counters ``key``'s traffic goes to, and the key they are kept under: ``key`` or :data:`OVERFLOW`."""
+        counters = self._traffic.get(key)
+        if counters is None:
+            if len(self._traffic) >= self.max_counted_nodes:
+                key = OVERFLOW
+            counters = self._traffic.setdefault(key, NodeTraffic())
+        return key, counters
+
+    def _traffic_fields(self, key: tuple[str, str]) -> dict[str, int | None]:
+        counters = self._traffic.get(key)
+        if counters is None:
+            return dict.fromkeys(_TRAFFIC_COLUMNS, None)
+        return {name: getattr(counters, name) for name in _TRAFFIC_COLUMNS}
+
+    def _changed(self, key: tuple[str, str], now_us: int, counted: bool, write_now: bool = False) -> None:
+        """Note that ``key``'s last-seen time or counters changed at ``now_us``; write them if due."""
+        if not counted and key not in self._seen:
+            return  # nothing of this node to write: its traffic went to the overflow tally
+        self._unwritten[key] = max(now_us, self._unwritten.get(key, now_us))
+        written = self._written.get(key)
+        if write_now or written is None or now_us - written >= WRITE_INTERVAL_US:
+            with self._conn:
+                self._write(key)
+
+    def _write(self, key: tuple[str, str]) -> None:
+        """Write ``key``'s last-seen time and counters; a node only rejected so far has no row, and gets none."""
+        counters = tuple(self._traffic_fields(key).values())
+        seen_us = self._seen.get(key)
+        if seen_us is None:
             self._conn.execute(
-                "INSERT INTO nodes (site, node, state, models, first_seen_us, last_seen_us, online)"
-                " VALUES (?, ?, ?, '{}', ?, ?, 1)"
-                " ON CONFLICT (site, node) DO UPDATE SET"
-                " last_seen_us = max(last_seen_us, excluded.last_seen_us), online = (state != ?)",
-                (*key, UNKNOWN, seen_us, seen_us, OFFLINE),
+                f"UPDATE nodes SET {', '.join(f'{c} = ?' for c in _TRAFFIC_COLUMNS)} WHERE site = ? AND node = ?",
+                (*counters, *key),
             )
-        self._flushed[key] = seen_us
+        else:
+            self._conn.execute(
+                f"INSERT INTO nodes (site, node, state, models, {', '.join(_TRAFFIC_COLUMNS)}, first_seen_us,"
+                " last_seen_us, online) VALUES (?, ?, ?, '{}', ?, ?, ?, ?, ?, 1)"
+                " ON CONFLICT (site, node) DO UPDATE SET last_seen_us = max(last_seen_us, excluded.last_seen_us),"
+                f" online = (state != ?), {', '.join(f'{c} = excluded.{c}' for c in _TRAFFIC_COLUMNS)}",
+                (*key, UNKNOWN, *counters, seen_us, seen_us, OFFLINE),
+            )
+        self._written[key] = self._unwritten.pop(key)
 
 
 def read_entries(
@@ -361,7 +456,8 @@ def read_entries(
     except sqlite3.Error as exc:
         raise RegistryUnavailable(f"cannot open the node registry {path}: {exc}") from None
     try:
-        query = f"SELECT {_COLUMNS} FROM nodes"
+        present = _present_columns(conn)  # a file written before the traffic counters existed lacks them
+        query = f"SELECT {', '.join(c if c in present else f'NULL AS {c}' for c in _COLUMN_NAMES)} FROM nodes"
         query += " WHERE site = ? ORDER BY site, node" if site is not None else " ORDER BY site, node"
         rows = conn.execute(query, (site,) if site is not None else ()).fetchall()
     except sqlite3.Error as exc:
@@ -371,8 +467,12 @@ def read_entries(
     return [_entry(_row_dict(row), now_us, offline_after_s) for row in rows]
 
 
+def _present_columns(conn: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in conn.execute("PRAGMA table_info(nodes)")}
+
+
 def _row_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-    values = dict(zip([name.strip() for name in _COLUMNS.split(",")], row, strict=True))
+    values = dict(zip(_COLUMN_NAMES, row, strict=True))
     values["models"] = json.loads(values["models"])
     return values
 
@@ -390,6 +490,9 @@ def _entry(values: Mapping[str, Any], now_us: int, offline_after_s: float) -> No
         outbox_depth=values["outbox_depth"],
         dropped=values["dropped"],
         connects=values["connects"],
+        frames_stored=values["frames_stored"],
+        values_stored=values["values_stored"],
+        frames_rejected=values["frames_rejected"],
         first_seen_us=values["first_seen_us"],
         last_seen_us=values["last_seen_us"],
         last_status_us=values["last_status_us"],

@@ -31,7 +31,7 @@ from edgegen.gateway.backoff import Backoff
 from edgegen.gateway.config import Settings
 from edgegen.gateway.deadletter import DeadLetterStore
 from edgegen.gateway.errors import ConfigError
-from edgegen.gateway.fleet import BadStatus, NodeRegistry
+from edgegen.gateway.fleet import REGISTRY_FILE, BadStatus, NodeRegistry
 from edgegen.gateway.health import Health
 from edgegen.gateway.http_api import OperatorServer
 from edgegen.gateway.ingest import Message, MqttIngest
@@ -40,7 +40,6 @@ from edgegen.gateway.protocol import Channel, FrameError, data_topic, decode_mes
 from edgegen.gateway.protocol.errors import BadTopic
 from edgegen.gateway.rejects import RejectHandler
 from edgegen.gateway.spool import Incoming, Spool, Spooled, SpoolError
-from edgegen.gateway.stats import NodeTable
 from edgegen.gateway.storage import Storage, StorageError, create_storage
 from edgegen.gateway.storage.records import Record, Writable
 from edgegen.gateway.validate import validate
@@ -48,7 +47,6 @@ from edgegen.gateway.writer import StorageWriter
 
 log = logging.getLogger(__name__)
 
-STORAGE_REJECTED = "storage_rejected"
 SPOOL_FULL = "spool_full"
 SPOOL_CORRUPT = "spool_corrupt"
 DECODED_CACHE_BYTES = 64 << 20  # sample bytes of validated frames kept for the writer
@@ -66,12 +64,11 @@ class Gateway:
         self.storage = storage if storage is not None else create_storage(settings.storage)
         self.metrics = metrics or GatewayMetrics()
         self.health = Health(expected=("mqtt", "storage"))
-        self.nodes = NodeTable()
         self.connected = asyncio.Event()
         self.analytics: Analytics | None = None
-        self.registry: NodeRegistry | None = None
         self.operator: OperatorServer | None = None
         self._dead_letters: DeadLetterStore | None = None
+        self._registry: NodeRegistry | None = None
         self._rejects: RejectHandler | None = None
         self._spool: Spool | None = None
         self._ingest: MqttIngest | None = None
@@ -93,6 +90,14 @@ class Gateway:
         if self._dead_letters is None:
             raise RuntimeError("the gateway is not running")
         return self._dead_letters
+
+    @property
+    def registry(self) -> NodeRegistry:
+        """The node registry: opened by :meth:`run` (after the state directory's lock) and kept after it returns,
+        closed, so its traffic counters can be read for a summary."""
+        if self._registry is None:
+            raise RuntimeError("the gateway has not run")
+        return self._registry
 
     @property
     def spool(self) -> Spool:
@@ -122,7 +127,7 @@ class Gateway:
                 s = self._spool.salvage
                 self.metrics.spool_salvaged.inc(s.salvaged)
                 self.metrics.spool_quarantined.inc(s.lost)
-            self.registry = NodeRegistry(gw.state_dir / "nodes.sqlite", gw.offline_after_s)
+            self._registry = NodeRegistry(gw.state_dir / REGISTRY_FILE, gw.offline_after_s)
             loop = asyncio.get_running_loop()
             self._ingest = MqttIngest(self.settings.mqtt, loop)
             a = self.settings.analytics
@@ -149,8 +154,8 @@ class Gateway:
         if self.operator is not None:
             with contextlib.suppress(Exception):
                 await self.operator.stop()
-        if self.registry is not None:
-            self.registry.close()
+        if self._registry is not None:
+            self._registry.close()
         if self._spool is not None:
             await self._in_spool(self._spool.close)
         self._spool_thread.shutdown(wait=True)
@@ -244,7 +249,7 @@ class Gateway:
                 topic = parse_topic(m.topic)
             except BadTopic as exc:
                 self.metrics.messages_received.inc()
-                self._reject(m.topic, m.payload, exc)
+                self._reject(m.topic, m.payload, exc, now_us)
                 continue
             if topic.channel is Channel.STATUS:
                 self.metrics.status_messages.inc()
@@ -254,7 +259,7 @@ class Gateway:
             try:
                 r = validate(m.topic, m.payload, self.settings.gateway.max_frame_bytes)
             except FrameError as exc:
-                self._reject(m.topic, m.payload, exc)
+                self._reject(m.topic, m.payload, exc, now_us)
                 continue
             if r.nonfinite:
                 self.metrics.values_nonfinite.inc(r.nonfinite)
@@ -272,6 +277,7 @@ class Gateway:
                 self.metrics.spool_overflow.labels(policy="reject-new").inc()
                 item = incoming[index]
                 self.metrics.frames_rejected.labels(cause=SPOOL_FULL).inc()
+                self.registry.frame_rejected(item.site, item.node, now_us)
                 self.dead_letters.add(item.topic, item.payload, SPOOL_FULL, "the spool is full (reject-new)")
             if any(result.accepted):
                 self._spooled.set()
@@ -284,19 +290,18 @@ class Gateway:
                 self._decoded_bytes += record.frame.values.nbytes
 
     def _status(self, topic: str, payload: bytes, now_us: int, retained: bool) -> None:
-        assert self.registry is not None
         try:
             self.registry.update_status(topic, payload, now_us, retained)
         except BadStatus as exc:
             self.metrics.frames_rejected.labels(cause="bad_status").inc()
             log.warning("status on %s: %s", topic, exc)
 
-    def _reject(self, topic: str, payload: bytes, error: FrameError) -> None:
+    def _reject(self, topic: str, payload: bytes, error: FrameError, now_us: int) -> None:
         assert self._rejects is not None
         self._rejects.reject(topic, payload, error)
         with contextlib.suppress(FrameError):
             node = parse_topic(topic)
-            self.nodes[(node.site, node.node)].rejects += 1
+            self.registry.frame_rejected(node.site, node.node, now_us)
 
     # -- storage ---------------------------------------------------------------------------------------------
 
@@ -366,6 +371,7 @@ class Gateway:
             except FrameError as exc:  # the spool's bytes no longer pass the frame checksum
                 self.metrics.frames_rejected.labels(cause=SPOOL_CORRUPT).inc()
                 self.dead_letters.add(row.topic, row.payload, SPOOL_CORRUPT, str(exc))
+                self.registry.frame_rejected(row.site, row.node, time.time_ns() // 1000)
                 done_ids.append(row.id)
         derived = await self._analyse(records)
         batch: list[Writable] = [*records, *derived]
@@ -392,21 +398,15 @@ class Gateway:
             return []
 
     def _account(self, records: Sequence[Record], rows: Sequence[Spooled]) -> None:
-        assert self.registry is not None
-        frames = 0
         for record, row in zip(records, rows, strict=True):
-            stats = self.nodes[(record.site, record.node)]
-            stats.frames += 1
-            stats.values += record.storable_values
-            frames += 1
             frame = record.frame
             last_sample_us = frame.t0_us + (frame.n_samples - 1) * frame.period_us
             self.metrics.node_last_seen.labels(record.site, record.node).set(row.received_us / 1e6)
             self.metrics.node_clock_offset.labels(record.site, record.node).set(
                 (row.received_us - last_sample_us) / 1e6
             )
-            self.registry.seen(record.site, record.node, row.received_us)
-        self.metrics.frames_stored.inc(frames)
+            self.registry.frame_stored(record.site, record.node, record.storable_values, row.received_us)
+        self.metrics.frames_stored.inc(len(records))
         self.metrics.values_stored.inc(sum(r.storable_values for r in records))
 
     def _dead_letter_refused(self, record: Writable, cause: str, detail: str) -> None:
@@ -423,6 +423,7 @@ class Gateway:
         topic = str(data_topic(record.site, record.node, record.stream))
         log.error("storage refused frame %s seq %d: %s", topic, record.frame.seq, detail)
         self.metrics.frames_rejected.labels(cause=cause).inc()
+        self.registry.frame_rejected(record.site, record.node, time.time_ns() // 1000)
         evicted = self.dead_letters.add(topic, encode(record.frame), cause, detail)
         if evicted:
             self.metrics.dead_letters_dropped.inc(evicted)
@@ -444,12 +445,12 @@ class Gateway:
                     self._analytics_thread, self.analytics.check_models
                 )
             self.metrics.spool_depth.set(self.spool.pending)
+            self.registry.flush()  # the file lags the gateway's own view by about a second (gateway/fleet.py)
             await asyncio.sleep(1.0)
 
     # -- operator views --------------------------------------------------------------------------------------
 
     async def _nodes_json(self) -> list[dict[str, Any]]:
-        assert self.registry is not None
         return [e.to_json() for e in self.registry.entries(time.time_ns() // 1000)]
 
     async def _in_spool(self, fn: Callable[..., T], *args: Any) -> T:

@@ -50,7 +50,7 @@ from edgegen.gateway.storage.records import Derived, Record, Writable
 
 log = logging.getLogger(__name__)
 
-CAUSE_REFUSED = "storage_rejected"  # the server refused the record's points (same cause the service used)
+CAUSE_REFUSED = "storage_rejected"  # the server refused the record's points (docs/protocol.md)
 CAUSE_TOO_LARGE = "storage_too_large"  # one line exceeds the server's request size limit
 CAUSE_UNENCODABLE = "storage_unencodable"  # the record cannot be written as line protocol at all
 

@@ -13,6 +13,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgegen.gateway.config import Settings
+from edgegen.gateway.fleet import REGISTRY_FILE, NodeTraffic, read_entries
 from edgegen.gateway.protocol import data_topic, decode, decode_message, encode
 from edgegen.gateway.protocol.jsonform import to_json
 from edgegen.gateway.spool import Incoming, Spool
@@ -101,13 +102,18 @@ def test_nodes_through_mosquitto_into_sqlite_exactly_once(
     with GatewayThread(settings) as gw:
         sent = publish_frames(mosquitto.url, nodes, FRAMES, T0_US)
         gw.wait_stored(N_NODES * FRAMES)
-    stats = gw.gateway.nodes.snapshot()
+    traffic = gw.gateway.registry.traffic()
     for node in nodes:
         expected = checksum(sample_lines(site, "vib", sent[node.node_id]))
         assert expected[0] == FRAMES * WINDOW * CHANNELS
         assert checksum(_sqlite_lines(db, site, node.node_id)) == expected, node.node_id
-        assert (stats[(site, node.node_id)].frames, stats[(site, node.node_id)].values) == (FRAMES, expected[0])
+        assert traffic[(site, node.node_id)] == NodeTraffic(frames_stored=FRAMES, values_stored=expected[0])
     assert gw.gateway.metrics.value("edgegen_values_stored_total") == N_NODES * FRAMES * WINDOW * CHANNELS
+    # the counters reach the registry file too: `edgegen nodes` shows them after the gateway stopped
+    on_disk = read_entries(state_dir / REGISTRY_FILE, time.time_ns() // 1000)
+    assert [(e.node, e.frames_stored, e.values_stored, e.frames_rejected) for e in on_disk] == [
+        (node.node_id, FRAMES, FRAMES * WINDOW * CHANNELS, 0) for node in nodes
+    ]
 
 
 def _publish_raw(url: str, messages: list[tuple[str, bytes]]) -> None:
@@ -149,7 +155,10 @@ def test_malformed_frames_are_rejected_by_cause_while_valid_traffic_is_stored(
     assert metrics.value("edgegen_messages_received_total") == received
     assert metrics.value("edgegen_frames_accepted_total") == 25
     assert metrics.value("edgegen_frames_stored_total") == 25
-    assert gw.gateway.nodes.snapshot()[(site, "node-0")].rejects == rounds * len(bad)
+    traffic = gw.gateway.registry.traffic()
+    assert traffic[(site, "node-0")] == NodeTraffic(15, 15 * WINDOW * CHANNELS, frames_rejected=rounds * len(bad))
+    assert traffic[(site, "node-1")] == NodeTraffic(10, 10 * WINDOW * CHANNELS, frames_rejected=0)
+    assert len(traffic) == 2  # the reserved id "_x" is no node: its rejection is counted by cause only
 
     valid = sent["node-0"] + more["node-0"]
     assert checksum(_sqlite_lines(db, site, "node-0")) == checksum(sample_lines(site, "vib", valid))

@@ -1,4 +1,4 @@
-"""Faults injected into real processes while nodes publish (../shared/RELIABILITY.md R3, R4, R8, and scale-out).
+"""Faults injected into real processes while nodes publish (docs/reliability.md: R3, R4, R8 and R21, scale-out).
 
 Every test runs the gateway as ``edgegen gateway run`` in its own process, publishes with virtual nodes (the
 firmware code over paho, QoS 1), injects the fault mid-stream, and then asserts that InfluxDB holds exactly what

@@ -7,8 +7,10 @@ import json
 import queue
 import re
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,10 +25,12 @@ from edgegen.cli.nodes import register
 from edgegen.firmware_py import VERSION as FW_VERSION
 from edgegen.gateway.fleet import (
     MAX_STATUS_BYTES,
+    OVERFLOW,
     REGISTRY_FILE,
     BadStatus,
     NodeEntry,
     NodeRegistry,
+    NodeTraffic,
     RegistryUnavailable,
     read_entries,
 )
@@ -110,8 +114,8 @@ def test_running_node_goes_offline_after_offline_after_s_without_traffic(registr
 
 def test_data_frames_keep_a_node_online(registry: NodeRegistry) -> None:
     registry.update_status(TOPIC, running(), T0)
-    registry.seen("plant-a", "node-1", T0 + 25 * S)
-    registry.seen("plant-a", "node-1", T0 + 50 * S)
+    registry.frame_stored("plant-a", "node-1", 8, T0 + 25 * S)
+    registry.frame_stored("plant-a", "node-1", 8, T0 + 50 * S)
 
     entry = only(registry, T0 + 75 * S)
     assert (entry.online, entry.last_seen_us, entry.last_status_us) == (True, T0 + 50 * S, T0)
@@ -121,35 +125,38 @@ def test_data_frames_keep_a_node_online(registry: NodeRegistry) -> None:
 def test_data_after_the_last_will_does_not_make_a_node_online(registry: NodeRegistry) -> None:
     registry.update_status(TOPIC, running(), T0)
     registry.update_status(TOPIC, offline(), T0 + S)
-    registry.seen("plant-a", "node-1", T0 + 2 * S)  # a late frame: only a new status says the node is back
+    registry.frame_stored("plant-a", "node-1", 8, T0 + 2 * S)  # late: only a new status says the node is back
 
     entry = only(registry, T0 + 2 * S)
     assert (entry.state, entry.online, entry.last_seen_us) == ("offline", False, T0 + 2 * S)
 
 
-def test_seen_writes_last_seen_at_most_once_per_second_per_node(tmp_path: Path) -> None:
+def test_stored_frames_write_last_seen_and_counters_at_most_once_per_second_per_node(tmp_path: Path) -> None:
     path = tmp_path / REGISTRY_FILE
     reg = NodeRegistry(path, offline_after_s=30)
 
-    def on_disk() -> list[tuple[str, str, int]]:
-        return [(e.node, e.state, e.last_seen_us) for e in read_entries(path, T0 + 10 * S)]
+    def on_disk() -> list[tuple[str, str, int, int | None]]:
+        return [(e.node, e.state, e.last_seen_us, e.frames_stored) for e in read_entries(path, T0 + 10 * S)]
 
-    reg.seen("plant-a", "node-1", T0)  # a node's first frame creates its entry at once, state unknown
-    reg.seen("plant-a", "node-1", T0 + S // 2)
-    reg.seen("plant-a", "node-1", T0 + S - 1)
-    reg.seen("plant-a", "node-2", T0 + S // 2)
-    assert on_disk() == [("node-1", "unknown", T0), ("node-2", "unknown", T0 + S // 2)]
-    assert [(e.node, e.last_seen_us) for e in reg.entries(T0 + S)] == [
-        ("node-1", T0 + S - 1),  # the gateway's own view includes what is not written yet
-        ("node-2", T0 + S // 2),
+    reg.frame_stored("plant-a", "node-1", 8, T0)  # a node's first frame creates its entry at once, state unknown
+    reg.frame_stored("plant-a", "node-1", 8, T0 + S // 2)
+    reg.frame_stored("plant-a", "node-1", 8, T0 + S - 1)
+    reg.frame_stored("plant-a", "node-2", 8, T0 + S // 2)
+    assert on_disk() == [("node-1", "unknown", T0, 1), ("node-2", "unknown", T0 + S // 2, 1)]
+    assert [(e.node, e.last_seen_us, e.frames_stored) for e in reg.entries(T0 + S)] == [
+        ("node-1", T0 + S - 1, 3),  # the gateway's own view includes what is not written yet
+        ("node-2", T0 + S // 2, 1),
     ]
 
-    reg.seen("plant-a", "node-1", T0 + S)  # one second after the last write
-    reg.seen("plant-a", "node-1", T0 + S + 1)
-    assert on_disk()[0] == ("node-1", "unknown", T0 + S)
+    reg.frame_stored("plant-a", "node-1", 8, T0 + S)  # one second after the last write
+    reg.frame_stored("plant-a", "node-1", 8, T0 + S + 1)
+    assert on_disk()[0] == ("node-1", "unknown", T0 + S, 4)
 
-    reg.close()  # flushes what was kept in memory
-    assert on_disk() == [("node-1", "unknown", T0 + S + 1), ("node-2", "unknown", T0 + S // 2)]
+    reg.flush()  # the gateway calls it every second: what was kept in memory is written
+    assert on_disk() == [("node-1", "unknown", T0 + S + 1, 5), ("node-2", "unknown", T0 + S // 2, 1)]
+    reg.frame_stored("plant-a", "node-2", 8, T0 + S + 2)
+    reg.close()  # so does close
+    assert on_disk()[1] == ("node-2", "unknown", T0 + S + 2, 2)
 
 
 @pytest.mark.parametrize(
@@ -229,24 +236,125 @@ def test_the_registry_survives_reopening(tmp_path: Path) -> None:
     reg = NodeRegistry(path, offline_after_s=30)
     reg.update_status(TOPIC, running(), T0)
     reg.update_status(str(status_topic("plant-b", "node-9")), offline(), T0 + S)
-    reg.seen("plant-a", "node-1", T0 + 2 * S)  # first frame after the status: written at once
-    reg.seen("plant-a", "node-1", T0 + 2 * S + 5)  # kept in memory until close
+    reg.frame_stored("plant-a", "node-1", 8, T0 + 2 * S)  # first frame after the status: written at once
+    reg.frame_stored("plant-a", "node-1", 8, T0 + 2 * S + 5)  # kept in memory until close
     before = reg.entries(T0 + 3 * S)
     reg.close()
 
     assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith(REGISTRY_FILE))[0] == REGISTRY_FILE
+    assert [(e.node, e.frames_stored) for e in read_entries(path, T0 + 3 * S)] == [("node-1", 2), ("node-9", None)]
     again = NodeRegistry(path, offline_after_s=30)
     try:
-        assert again.entries(T0 + 3 * S) == before
-        assert [(e.site, e.node, e.state, e.online, e.last_seen_us) for e in before] == [
-            ("plant-a", "node-1", "online", True, T0 + 2 * S + 5),
-            ("plant-b", "node-9", "offline", False, T0 + S),
+        # the traffic counters are the gateway run's: a new run starts them afresh; everything else survives
+        assert again.entries(T0 + 3 * S) == [
+            replace(e, frames_stored=None, values_stored=None, frames_rejected=None) for e in before
+        ]
+        assert [(e.site, e.node, e.state, e.online, e.last_seen_us, e.frames_stored) for e in before] == [
+            ("plant-a", "node-1", "online", True, T0 + 2 * S + 5, 2),
+            ("plant-b", "node-9", "offline", False, T0 + S, None),
         ]
         entry = again.update_status(TOPIC, running(), T0 + 4 * S)
         assert entry is not None
         assert entry.first_seen_us == T0  # first seen survives the restart
     finally:
         again.close()
+
+
+def test_traffic_counters_per_node_in_traffic_entries_and_json(registry: NodeRegistry) -> None:
+    registry.update_status(TOPIC, running(), T0)
+    for i in range(3):
+        registry.frame_stored("plant-a", "node-1", 24, T0 + i)
+    registry.frame_stored("plant-a", "node-1", 23, T0 + 3)  # one NaN: stored values are the finite ones
+    registry.frame_rejected("plant-a", "node-1", T0 + 4)
+    registry.frame_stored("plant-b", "node-2", 8, T0 + 5)
+
+    assert registry.traffic() == {
+        ("plant-a", "node-1"): NodeTraffic(frames_stored=4, values_stored=95, frames_rejected=1),
+        ("plant-b", "node-2"): NodeTraffic(frames_stored=1, values_stored=8, frames_rejected=0),
+    }
+    listed = [entry.to_json() for entry in registry.entries(T0 + 6)]
+    assert [(n["node"], n["frames_stored"], n["values_stored"], n["frames_rejected"]) for n in listed] == [
+        ("node-1", 4, 95, 1),
+        ("node-2", 1, 8, 0),
+    ]
+    registry.traffic()[("plant-a", "node-1")].frames_stored = 99  # a copy: the registry's counters stay
+    assert registry.traffic()[("plant-a", "node-1")].frames_stored == 4
+
+
+def test_a_status_only_node_has_null_counters(registry: NodeRegistry) -> None:
+    entry = registry.update_status(TOPIC, running(), T0)
+
+    assert entry is not None
+    assert (entry.frames_stored, entry.values_stored, entry.frames_rejected) == (None, None, None)
+    assert registry.traffic() == {}
+
+
+def test_rejected_frames_make_no_entry_and_are_written_with_the_first_row(tmp_path: Path) -> None:
+    path = tmp_path / REGISTRY_FILE
+    reg = NodeRegistry(path, offline_after_s=30)
+    try:
+        reg.frame_rejected("plant-a", "node-1", T0)
+        reg.frame_rejected("plant-a", "node-1", T0 + 2 * S)  # due for a write, but there is no row to write to
+        reg.flush()
+        assert reg.entries(T0 + 2 * S) == []  # a rejected frame is no sign of life
+        assert reg.traffic() == {("plant-a", "node-1"): NodeTraffic(frames_rejected=2)}
+
+        reg.update_status(TOPIC, running(), T0 + 3 * S)  # the row, written through: with the counters so far
+        assert [(e.frames_stored, e.frames_rejected) for e in read_entries(path, T0 + 3 * S)] == [(0, 2)]
+        reg.frame_rejected("plant-a", "node-1", T0 + 4 * S)
+        assert [(e.frames_stored, e.frames_rejected) for e in read_entries(path, T0 + 4 * S)] == [(0, 3)]
+    finally:
+        reg.close()
+
+
+def test_counters_beyond_max_counted_nodes_go_to_one_overflow_tally(tmp_path: Path) -> None:
+    path = tmp_path / REGISTRY_FILE
+    reg = NodeRegistry(path, offline_after_s=30, max_counted_nodes=2)
+    for node in ("node-1", "node-2", "node-3", "node-4"):
+        reg.frame_stored("plant-a", node, 10, T0)
+        reg.frame_rejected("plant-a", node, T0)
+    reg.frame_rejected("plant-a", "node-5", T0)
+    reg.frame_stored("plant-a", "node-1", 10, T0 + 1)  # counted nodes keep counting
+
+    assert reg.traffic() == {
+        ("plant-a", "node-1"): NodeTraffic(2, 20, 1),
+        ("plant-a", "node-2"): NodeTraffic(1, 10, 1),
+        OVERFLOW: NodeTraffic(2, 20, 3),  # node-3, node-4 and node-5 together
+    }
+    reg.close()
+    # the nodes beyond the bound are still in the fleet view (node-5 sent nothing storable: no row), uncounted
+    assert [(e.node, e.frames_stored, e.frames_rejected) for e in read_entries(path, T0)] == [
+        ("node-1", 2, 1),
+        ("node-2", 1, 1),
+        ("node-3", None, None),
+        ("node-4", None, None),
+    ]
+    assert reg.traffic()[OVERFLOW] == NodeTraffic(2, 20, 3)  # still readable after close, for a summary
+
+
+def test_a_registry_written_before_the_traffic_counters_is_read_and_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / REGISTRY_FILE
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE nodes (site TEXT NOT NULL, node TEXT NOT NULL, state TEXT NOT NULL, fw TEXT,"
+            " models TEXT NOT NULL, uptime_s INTEGER, mem_free INTEGER, last_error TEXT, outbox_depth INTEGER,"
+            " dropped INTEGER, connects INTEGER, first_seen_us INTEGER NOT NULL, last_seen_us INTEGER NOT NULL,"
+            " last_status_us INTEGER, online INTEGER NOT NULL, PRIMARY KEY (site, node)) WITHOUT ROWID"
+        )
+        conn.execute(
+            "INSERT INTO nodes (site, node, state, models, first_seen_us, last_seen_us, online)"
+            " VALUES ('plant-a', 'node-1', 'online', '{}', ?, ?, 1)",
+            (T0, T0),
+        )
+    conn.close()
+
+    assert [(e.node, e.frames_stored) for e in read_entries(path, T0)] == [("node-1", None)]
+    reg = NodeRegistry(path, offline_after_s=30)
+    reg.frame_stored("plant-a", "node-1", 8, T0 + S)
+    reg.close()
+    assert [(e.node, e.state, e.first_seen_us, e.frames_stored) for e in read_entries(path, T0)] == [
+        ("node-1", "online", T0, 1)
+    ]
 
 
 def test_read_entries_of_a_missing_or_foreign_file_raise_registry_unavailable(tmp_path: Path) -> None:
@@ -262,11 +370,15 @@ def test_read_entries_of_a_missing_or_foreign_file_raise_registry_unavailable(tm
 
 @pytest.fixture
 def fleet_dir(tmp_path: Path) -> Path:
-    """Three nodes judged at the real clock: one running, one whose last will arrived, one silent for 200 s."""
+    """Three nodes judged at the real clock: one running (its frames counted), one whose last will arrived, one
+    silent for 200 s."""
     state = tmp_path / "state"
     now = time.time_ns() // 1000
     reg = NodeRegistry(state / REGISTRY_FILE)
     reg.update_status(TOPIC, running(), now)
+    for _ in range(1234):
+        reg.frame_stored("plant-a", "node-1", 24, now)
+    reg.frame_rejected("plant-a", "node-1", now)
     reg.update_status(str(status_topic("plant-a", "node-2")), running(), now - 5 * S)
     reg.update_status(str(status_topic("plant-a", "node-2")), offline(), now)
     reg.update_status(str(status_topic("plant-b", "node-3")), running(), now - 200 * S)
@@ -307,6 +419,11 @@ def test_nodes_json_lists_exactly_the_registered_nodes(fleet_dir: Path) -> None:
         7,
     )
     assert {n["offline_after_s"] for n in listed} == {90.0}
+    assert [(n["frames_stored"], n["values_stored"], n["frames_rejected"]) for n in listed] == [
+        (1234, 1234 * 24, 1),
+        (None, None, None),  # nothing counted since the gateway started
+        (None, None, None),
+    ]
 
 
 def test_nodes_site_filter_and_offline_after(fleet_dir: Path) -> None:
@@ -344,6 +461,12 @@ def test_nodes_table_shows_every_node(fleet_dir: Path) -> None:
     assert re.search(r"\b3 min 2\d s ago", result.stdout)  # node-3, judged a moment after the fixture ran
     assert re.search(r"\b[5-9] s ago", result.stdout)  # node-2: heard 5 s before its will
     assert result.stdout.count("offline") == 3  # node-2: state and verdict; node-3: verdict
+    rows = [[cell.strip() for cell in line.split("│")] for line in result.stdout.splitlines() if "│" in line]
+    assert {row[2]: row[9:13] for row in rows} == {  # node -> outbox, dropped, stored, rejected
+        "node-1": ["3", "7", "1234", "1"],
+        "node-2": ["3", "7", "-", "-"],
+        "node-3": ["3", "7", "-", "-"],
+    }
 
 
 def test_nodes_without_a_registry_says_so_and_exits_1(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Signed model artifacts (RELIABILITY.md R13): every refusal, on the host and under MicroPython alike."""
+"""Signed model artifacts (R13, docs/reliability.md): every refusal, on the host and under MicroPython alike."""
 
 from __future__ import annotations
 

@@ -145,7 +145,7 @@ def test_nab_rejects_malformed_inputs() -> None:
 
 # --- the published leaderboard ----------------------------------------------------------------------------------
 
-# upstream README (b2c0d46) / ../shared/ANCHORS.md: F1, FAR %, MAR %; NAB standard, low FP, low FN, missed, FPs
+# SKAB's README (github.com/waico/SKAB at b2c0d46): F1, FAR %, MAR %; NAB standard, low FP, low FN, missed, FPs
 OUTLIER_BOARD = {
     "Conv_AE": (0.78, 13.55, 28.02),
     "MSET": (0.78, 39.73, 14.13),

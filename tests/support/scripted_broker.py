@@ -1,5 +1,5 @@
 """A scripted MQTT broker on a raw socket: it answers CONNECT as told, records every packet, and can drop the
-connection right after a PUBLISH, which a real broker cannot be made to do (RELIABILITY.md R1)."""
+connection right after a PUBLISH, which a real broker cannot be made to do (R1, docs/reliability.md)."""
 
 from __future__ import annotations
 

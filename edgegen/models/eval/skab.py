@@ -29,7 +29,8 @@ from edgegen.models.generative.spec import GenSpec, Scaler
 CHUNK = 1150  # a typical experiment's length: 400 reference rows, then the scored part
 Progress = Callable[[str, int, int], None]
 
-# ANCHORS.md: the published leaderboard (F1, FAR %, MAR %, NAB standard, low FP, low FN)
+# SKAB's published leaderboards, README of github.com/waico/SKAB at b2c0d46 (F1, FAR %, MAR %, NAB standard,
+# low FP, low FN)
 PUBLISHED: dict[str, tuple[float, float, float, float | None, float | None, float | None]] = {
     "Conv-AE": (0.78, 13.55, 28.02, 23.61, 21.54, 27.55),
     "MSET": (0.78, 39.73, 14.13, 13.84, 10.22, 17.37),

@@ -158,7 +158,7 @@ async def run_demo(
             await gateway_task
     replayed = [s.node for s in streams]
     outputs = await _read_back(settings, site, replayed)
-    stats = gateway.nodes.snapshot()
+    traffic = gateway.registry.traffic()
     tolerance_us = 10 * demo_data.PERIOD_US
     detections = {s.node: evaluate(s.node, outputs[s.node].scores, s.events, tolerance_us) for s in streams}
     report = DemoReport(
@@ -171,7 +171,7 @@ async def run_demo(
         clean_rows=sum(d.clean_rows for d in detections.values()),
     )
     for node, (frames, values) in zip(node_ids, sent, strict=True):
-        node_stats = stats.get((site, node))
+        node_traffic = traffic.get((site, node))
         det = detections.get(node)
         stream = STREAM if node != "faulty" else settings.node.stream
         report.nodes.append(
@@ -179,9 +179,9 @@ async def run_demo(
                 node=node,
                 frames_sent=frames,
                 values_sent=values,
-                frames_stored=node_stats.frames if node_stats else 0,
+                frames_stored=node_traffic.frames_stored if node_traffic else 0,
                 values_stored=None if counts is None else counts.get((node, stream), 0),
-                rejects=node_stats.rejects if node_stats else 0,
+                rejects=node_traffic.frames_rejected if node_traffic else 0,
                 rows_scored=det.scored_rows if det else 0,
                 rows_flagged=det.flagged_rows if det else 0,
                 faults=len(det.outcomes) if det else 0,

@@ -91,7 +91,7 @@ def reshapes() -> Model:
 
 
 def fc256() -> Model:
-    """The 256 -> 32 fully-connected layer of docs' reference numbers (ANCHORS.md): 8,192 MACs."""
+    """The 256 -> 32 fully-connected layer docs/firmware.md times (8,192 MACs)."""
     x = keras.Input(batch_size=1, shape=(256,))
     return keras.Model(x, layers.Dense(32)(x))
 
