@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "reliability.md"
-CITING = ("edgegen", "tests", "bench", "docs", "deploy")  # README.md too, once it points at docs/reliability.md
+CITING = ("README.md", "edgegen", "tests", "bench", "docs", "deploy")
 TEXT_SUFFIXES = {".py", ".pyi", ".md", ".toml", ".service", ".json", ".txt"}
 TEST_REFERENCE = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`")
 R_NUMBER = re.compile(r"\bR(\d{1,2})\b")
@@ -21,7 +21,7 @@ def _texts() -> list[Path]:
     return sorted(
         path
         for root in CITING
-        for path in (REPO / root).rglob("*")
+        for path in ((REPO / root).rglob("*") if (REPO / root).is_dir() else [REPO / root])
         if path.suffix in TEXT_SUFFIXES and path.is_file() and path not in (DOC, Path(__file__))
     )
 
