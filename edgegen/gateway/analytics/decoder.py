@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edgegen.models.artifact import Manifest, load_public, read_verified
+from edgegen.models.artifact import Manifest, read_verified
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -30,10 +30,10 @@ class Decoded:
 
 
 class EmbeddingDecoder:
-    def __init__(self, manifest_path: Path, public_key: Path) -> None:
+    def __init__(self, manifest_path: Path, trusted: dict[str, str]) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        checked = read_verified(manifest_path, load_public(public_key))
+        checked = read_verified(manifest_path, trusted)
         manifest = checked.manifest
         if not isinstance(manifest, Manifest) or manifest.kind != "gateway-decoder":
             raise ValueError(f"{manifest_path.name}: kind {manifest.kind!r}, expected a gateway-decoder")
