@@ -103,7 +103,7 @@ def model_path(model: str) -> Path:
     shipped = SHIPPED / model
     if shipped.with_suffix(".json").exists():
         return shipped
-    known = sorted(p.stem for p in SHIPPED.glob("*.json"))
+    known = sorted(p.stem for p in SHIPPED.glob("*.tflite"))
     raise typer.BadParameter(f"no model {model!r}: give NAME.json's path without suffix, or one of {known}")
 
 
@@ -256,14 +256,20 @@ def gen_train(
     out: Annotated[Path | None, typer.Option(help="Model path without suffix (default: the shipped one).")] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Training steps (default: the data set's).")] = None,
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    sequence: Annotated[int, typer.Option(min=0, help="The artifact's sequence number (monotonic).")] = 1,
+    key: Annotated[Path | None, typer.Option(help="Sign the manifest with this Ed25519 key.")] = None,
 ) -> None:
-    """Train a conditional generative model on a whole data set (its failure modes as classes)."""
+    """Train a conditional generative model on a whole data set (its failure modes as classes); writes
+    NAME.tflite, NAME.json and NAME.manifest.json (signed with --key; the gateway loads only signed models)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edgegen.models.generative import datasets
+    from edgegen.models import artifact
+    from edgegen.models.generative import datasets, signed
     from edgegen.models.generative.model import train
     from edgegen.models.generative.spec import GenSpec, Scaler
+    from edgegen.models.train import require_tensorflow
 
     with exit_on(OSError), native_logs.captured():
+        tf = require_tensorflow()
         ts = datasets.load(dataset, data)
         spec = GenSpec(ts.channels, ts.classes, ts.context, ts.horizon, ts.width)
         scaler = Scaler.fit(np.concatenate([v for v, _ in ts.segments]), ts.log_channels)
@@ -271,8 +277,20 @@ def gen_train(
         model.meta.update({"period_us": ts.period_us, "dataset": ts.name, "seed": seed})
         target = out or SHIPPED / ts.name
         model.save(target)
+        training = {
+            "dataset": ts.name,
+            "fingerprint": ts.fingerprint(),
+            "seed": seed,
+            "framework": f"tensorflow {tf.__version__}",
+            "options": {"steps": steps or ts.steps},
+        }
+        manifest = signed.write_manifest(target, training=training, sequence=sequence)
+        manifest_path = signed.manifest_path(target)
+        if key is not None:
+            artifact.sign(manifest_path, key)
     size = target.with_suffix(".tflite").stat().st_size
     typer.echo(
         f"{target}.tflite: {size} bytes, classes {', '.join(ts.classes)}; "
-        f"trained in {model.meta['train_s']:.1f} s (final loss {model.meta['train_loss']:.3f})"
+        f"trained in {model.meta['train_s']:.1f} s (final loss {model.meta['train_loss']:.3f}); "
+        f"{manifest_path.name} sequence {manifest.sequence}, " + ("signed" if key is not None else "unsigned")
     )

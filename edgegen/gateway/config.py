@@ -320,9 +320,9 @@ class AnalyticsSettings(Section):
     enabled: bool = True
     bindings: list[StreamBinding] = []
     decoder: Path | None = None  # the gateway half of a partitioned model (its .manifest.json): decodes embeddings
-    public_key: Path | None = (
-        None  # verifies the decoder's signature (default: edgegen/models/artifacts/edgegen-dev.pub)
-    )
+    # the key every model artifact here must be signed with: the bindings' generative models and the decoder, at
+    # start-up and on hot swap (default: edgegen/models/artifacts/edgegen-dev.pub, the shipped artifacts' key)
+    public_key: Path | None = None
     alerts_qos: int = Field(1, ge=0, le=1)
     model_check_s: PositiveFloat = 5.0  # how often model files are checked for a new version (hot swap)
 

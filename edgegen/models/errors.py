@@ -14,7 +14,36 @@ class DataError(ModelsError):
 
 
 class ArtifactError(ModelsError):
-    """A model artifact is malformed, or fails its signature, size or hash check."""
+    """A model artifact is malformed, or fails its signature, size or hash check.
+
+    ``cause`` names the reason in one word, for counters and callers that act on it (the leaves below set it).
+    """
+
+    cause = "invalid"
+
+
+class Unsigned(ArtifactError):
+    """The model has no manifest or no signature beside it."""
+
+    cause = "unsigned"
+
+
+class UntrustedKey(ArtifactError):
+    """The manifest is signed by a key that is not trusted here."""
+
+    cause = "untrusted_key"
+
+
+class BadSignature(ArtifactError):
+    """The signature does not verify: the manifest changed after signing, or the signature file is not one."""
+
+    cause = "bad_signature"
+
+
+class FileMismatch(ArtifactError):
+    """A file the manifest pins (the model, a sidecar) is missing or differs from it in size or SHA-256."""
+
+    cause = "file_mismatch"
 
 
 class TrainingUnavailable(ModelsError):

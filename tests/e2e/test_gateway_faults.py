@@ -283,9 +283,10 @@ SKAB = shipped.generative_models() / "skab"
 
 
 def _version(model: Path) -> str:
-    from edgegen.gateway.analytics.models import load
+    from edgegen.gateway.analytics.model_loader import load
+    from edgegen.models.artifact import load_public
 
-    return load(model).version
+    return load(model, load_public(shipped.dev_public_key())).version
 
 
 def _count(influx_url: str, database: str, measurement: str, site: str) -> dict[str, int]:

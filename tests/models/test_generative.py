@@ -22,6 +22,7 @@ import pytest
 from edgegen.models.errors import ArtifactError, EvaluationError
 from edgegen.models.generative import calibration
 from edgegen.models.generative.spec import GenSpec
+from tests.support import skab_like
 from tests.support.servers import InfluxDB
 
 HAVE_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
@@ -251,6 +252,46 @@ def test_loading_refuses_another_version(conditional: Path, tmp_path: Path) -> N
     )
     with pytest.raises(ArtifactError, match="version 'edgegen-gen/0'"):
         GenModel.load(target)
+
+
+@needs_tf
+def test_gen_train_writes_an_unsigned_manifest_that_models_sign_and_verify_accept(tmp_path: Path) -> None:
+    from edgegen.models import artifact
+    from edgegen.models.errors import Unsigned
+    from edgegen.models.generative import datasets, signed
+
+    data = skab_like.write(tmp_path / "skab")
+    out = tmp_path / "models" / "toy"
+    done = subprocess.run(
+        [EDGEGEN, "gen", "train", "--dataset", "skab", "--data", str(data), "--out", str(out), "--steps", "30",
+         "--sequence", "4"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().endswith("toy.manifest.json sequence 4, unsigned")
+    manifest_path = signed.manifest_path(out)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["toy.json", "toy.manifest.json", "toy.tflite"]
+    manifest = artifact.parse(manifest_path.read_bytes())
+    assert isinstance(manifest, artifact.GenerativeManifest)
+    assert (manifest.name, manifest.sequence, manifest.sidecar.name) == ("toy", 4, "toy.json")
+    assert manifest.training.dataset == "skab" and manifest.training.options == {"steps": 30}
+    assert manifest.training.fingerprint == datasets.load("skab", data).fingerprint()
+    private, public = artifact.keygen(tmp_path / "keys")
+    with pytest.raises(Unsigned):
+        signed.load(out, artifact.load_public(public))
+
+    sign = subprocess.run(
+        [EDGEGEN, "models", "sign", str(manifest_path), "--key", str(private)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert sign.returncode == 0, sign.stderr
+    verify = subprocess.run(
+        [EDGEGEN, "models", "verify", str(manifest_path), "--pubkey", str(public)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    size = out.with_suffix(".tflite").stat().st_size
+    assert (verify.returncode, verify.stdout) == (0, f"ok toy 1.0.0 (sequence 4, {size} bytes)\n")
+    assert signed.load(out, artifact.load_public(public)).manifest == manifest
 
 
 @needs_tf

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edgegen.models.artifact import Manifest, load_public, verify
+from edgegen.models.artifact import Manifest, read_verified
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -30,18 +30,19 @@ class Decoded:
 
 
 class EmbeddingDecoder:
-    def __init__(self, manifest_path: Path, public_key: Path) -> None:
+    def __init__(self, manifest_path: Path, trusted: dict[str, str]) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        manifest: Manifest = verify(manifest_path, load_public(public_key))
-        if manifest.kind != "gateway-decoder" or manifest.features is None:
+        checked = read_verified(manifest_path, trusted)
+        manifest = checked.manifest
+        if not isinstance(manifest, Manifest) or manifest.kind != "gateway-decoder":
             raise ValueError(f"{manifest_path.name}: kind {manifest.kind!r}, expected a gateway-decoder")
         self.manifest = manifest
         self.version = manifest.version
         self.features = manifest.features
         self.learned = int(manifest.inputs[0].shape[-1])
         self.window, self.channels = (int(v) for v in manifest.outputs[0].shape[-2:])
-        self._interp: Any = Interpreter(model_content=(manifest_path.parent / manifest.file.name).read_bytes())
+        self._interp: Any = Interpreter(model_content=checked.model)  # the bytes that verified
         self._in = self._interp.get_input_details()[0]["index"]
         self._out = self._interp.get_output_details()[0]["index"]
         self._interp.allocate_tensors()

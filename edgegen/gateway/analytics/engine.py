@@ -8,8 +8,10 @@ network call (padded to a power of two, so the interpreter cache stays small), t
 recursion runs. Outputs come back as points to store with the frames, tagged with model and version; a flag that
 rises or clears is published on the stream's alerts topic at once.
 
-Hot swap: :meth:`check_models` reloads a model whose files changed and re-calibrates each of its streams on their
-recent rows, between two batches — no frame waits and none is skipped; outputs carry the new version from then on.
+Hot swap: :meth:`check_models` verifies a model whose files changed and, when its signature, key and hashes hold,
+re-calibrates each of its streams on their recent rows with it, between two batches — no frame waits and none is
+skipped; outputs carry the new version from then on. A version that does not verify (or load, or fit the streams)
+is not swapped in: the running one stays, and the refusal is logged, counted and alerted once per version.
 """
 
 from __future__ import annotations
@@ -21,16 +23,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 from paho.mqtt.client import topic_matches_sub
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from edgegen.gateway.analytics import models as loader
+from edgegen.gateway.analytics import model_loader
 from edgegen.gateway.analytics.decoder import EmbeddingDecoder
-from edgegen.gateway.analytics.models import LoadedModel
+from edgegen.gateway.analytics.model_loader import LoadedModel, Stamp
 from edgegen.gateway.analytics.resample import Resampler, Segment
 from edgegen.gateway.config import AnalyticsSettings, StreamBinding
 from edgegen.gateway.errors import ConfigError
@@ -38,7 +39,8 @@ from edgegen.gateway.protocol import MessageType
 from edgegen.gateway.protocol.topics import Channel, Topic
 from edgegen.gateway.storage.records import Derived, Point, Record
 from edgegen.models import shipped
-from edgegen.models.errors import ModelsError
+from edgegen.models.artifact import load_public
+from edgegen.models.errors import ArtifactError, ModelsError
 from edgegen.models.generative.detector import Detector, DetectorParams, Scores, Stream
 from edgegen.models.generative.runtime import Forecast
 from edgegen.models.generative.spec import Scaler
@@ -76,6 +78,12 @@ class AnalyticsMetrics:
             "edgegen_model_info", "Loaded models (1 = in use)", ["model", "version"], registry=r
         )
         self.swaps = Counter("edgegen_model_swaps", "Model versions swapped in while running", registry=r)
+        self.rejections = Counter(
+            "edgegen_model_rejections",
+            "Changed model files not swapped in, by cause (each distinct version once)",
+            ["model", "cause"],
+            registry=r,
+        )
         self.errors = Counter(
             "edgegen_analytics_errors", "Frames analytics could not use, by cause", ["cause"], registry=r
         )
@@ -111,12 +119,17 @@ class Analytics:
         self.settings = settings
         self.metrics = AnalyticsMetrics(registry)
         self.publish = publish
+        key_file = settings.public_key or shipped.dev_public_key()
+        try:
+            self.trusted = load_public(key_file)  # every model artifact analytics loads is signed with it
+        except ModelsError as exc:
+            raise ConfigError(f"analytics.public_key = {str(key_file)!r}: cannot use it ({exc})") from None
         self._models: dict[str, LoadedModel] = {}
         for index, binding in enumerate(settings.bindings):
             key = str(binding.model)
             if key not in self._models:
                 try:
-                    self._models[key] = loader.load(binding.model)
+                    self._models[key] = model_loader.load(binding.model, self.trusted)
                 except (OSError, ModelsError) as exc:
                     raise ConfigError(
                         f"analytics.bindings[{index}].model = {key!r}: cannot load it ({exc})"
@@ -127,15 +140,17 @@ class Analytics:
         self.decoder = None
         if settings.decoder is not None:
             try:
-                self.decoder = EmbeddingDecoder(settings.decoder, settings.public_key or _default_key())
+                self.decoder = EmbeddingDecoder(settings.decoder, self.trusted)
             except (OSError, ValueError, ModelsError) as exc:
                 raise ConfigError(
                     f"analytics.decoder = {str(settings.decoder)!r}: cannot use it ({exc})"
                 ) from None
         self._streams: dict[tuple[str, str, str], StreamState | None] = {}
         self._last_check = time.monotonic()
-        self._settling: dict[str, tuple[float, float, int, int]] = {}  # a changed stamp seen once
-        self._failed: dict[str, tuple[float, float, int, int]] = {}  # a stamp whose files did not load
+        self._settling: dict[str, Stamp] = {}  # a changed stamp seen once
+        self._failed: dict[str, Stamp] = {}  # a stamp whose files were not swapped in
+        self._reported: dict[str, set[str]] = {}  # per model, the broken versions already reported
+        self._counted: dict[str, int] = {}  # resampler totals already added to their counters
 
     @property
     def streams(self) -> dict[tuple[str, str, str], StreamState]:
@@ -358,45 +373,44 @@ class Analytics:
         self._last_check = now
         swapped = []
         for key, current in list(self._models.items()):
-            if self._settled_change(key, current):
-                new = self._swap(key, current)
+            settled = self._settled_change(key, current)
+            if settled is not None:
+                new = self._swap(key, current, settled)
                 if new is not None:
                     swapped.append(new)
         return swapped
 
-    def _settled_change(self, key: str, current: LoadedModel) -> bool:
-        """The files changed and then held still for one check (the .tflite and .json are replaced one after the
-        other), and are not the same files that already failed to load."""
-        stamp = loader.stamp(current.path)
-        if stamp is None or stamp == current.stamp:
+    def _settled_change(self, key: str, current: LoadedModel) -> Stamp | None:
+        """The stamp of files that changed and then held still for one check (an artifact's files are replaced
+        one after the other), unless those same files were already refused."""
+        stamp = model_loader.stamp(current.path)
+        if stamp == current.stamp:
             self._settling.pop(key, None)
-            return False
+            return None
         if self._settling.get(key) != stamp:
             self._settling[key] = stamp
-            return False
-        return self._failed.get(key) != stamp
+            return None
+        return None if self._failed.get(key) == stamp else stamp
 
-    def _swap(self, key: str, current: LoadedModel) -> LoadedModel | None:
+    def _swap(self, key: str, current: LoadedModel, stamp: Stamp) -> LoadedModel | None:
         try:
-            new = loader.load(current.path)
-        except Exception as exc:
-            self._failed[key] = loader.stamp(current.path) or current.stamp
-            self.metrics.errors.labels("model_load").inc()
-            log.error("model %s changed but cannot be loaded (%s); keeping version %s", key, exc, current.version)
+            new = model_loader.load(current.path, self.trusted)
+        except Exception as exc:  # whatever the files hold, the running version keeps scoring
+            self._refuse(key, current, stamp, exc.cause if isinstance(exc, ArtifactError) else "invalid", exc)
             return None
         streams = [s for s in self.streams.values() if s.model is current]
-        if new.version == current.version:  # touched, same content: keep serving, remember the new stamp
+        if new.version == current.version:  # touched or re-signed, same content: keep serving, new stamp
             kept = dataclasses.replace(current, stamp=new.stamp)
             self._models[key] = kept
             for s in streams:
                 s.model = kept
             return None
         if new.model.spec.channels != current.model.spec.channels:
-            self._failed[key] = new.stamp
-            self.metrics.errors.labels("model_load").inc()
-            log.error("model %s: version %s changes the channels; keeping %s", key, new.version, current.version)
+            self._refuse(key, current, stamp, "channels", f"version {new.version} changes the channels")
             return None
         self._models[key] = new
+        self._failed.pop(key, None)
+        self._reported.pop(key, None)
         for s in streams:
             if s.scorer is not None:
                 self._calibrate(s, new)
@@ -408,20 +422,50 @@ class Analytics:
         log.info("model %s: version %s swapped in for %s", new.name, new.version, current.version)
         return new
 
+    def _refuse(self, key: str, current: LoadedModel, stamp: Stamp, cause: str, reason: Exception | str) -> None:
+        """Keep the running version; say so once per distinct broken version: log, counter, an alert on each
+        stream the model scores."""
+        self._failed[key] = stamp
+        version, fingerprint = model_loader.identity(current.path)
+        reported = self._reported.setdefault(key, set())
+        if fingerprint in reported:
+            return
+        reported.add(fingerprint)
+        self.metrics.rejections.labels(current.name, cause).inc()
+        log.error(
+            "model %s: version %s not swapped in (%s: %s); keeping version %s",
+            current.name, version, cause, reason, current.version,
+        )  # fmt: skip
+        doc = {
+            "state": "model_rejected",
+            "ts_us": time.time_ns() // 1000,
+            "model": current.name,
+            "model_version": current.version,
+            "rejected_version": version,
+            "cause": cause,
+            "reason": str(reason),
+        }
+        for s in self.streams.values():
+            if s.model is not current:
+                continue
+            self.metrics.alerts.labels("model_rejected").inc()
+            if self.publish is not None:
+                topic = str(Topic(s.site, s.node, Channel.ALERTS, s.stream))
+                self.publish(topic, json.dumps(doc).encode(), self.settings.alerts_qos)
+
     # -- bookkeeping -----------------------------------------------------------------------------------------
 
     def _sync_counters(self) -> None:
-        late = sum(s.resampler.late_samples for s in self.streams.values())
-        restarts = sum(s.resampler.restarts for s in self.streams.values())
-        filled = sum(s.resampler.filled_bins for s in self.streams.values())
-        for counter, total in (
-            (self.metrics.late, late),
-            (self.metrics.restarts, restarts),
-            (self.metrics.filled, filled),
+        streams = self.streams.values()
+        for name, counter, total in (
+            ("late", self.metrics.late, sum(s.resampler.late_samples for s in streams)),
+            ("restarts", self.metrics.restarts, sum(s.resampler.restarts for s in streams)),
+            ("filled", self.metrics.filled, sum(s.resampler.filled_bins for s in streams)),
         ):
-            seen = counter._value.get()
-            if total > seen:
-                counter.inc(total - seen)
+            gained = total - self._counted.get(name, 0)
+            if gained > 0:
+                counter.inc(gained)
+                self._counted[name] = total
 
     def _gauges(self) -> None:
         streams = self.streams.values()
@@ -464,7 +508,3 @@ def _padded(batches: list[Batch], n: int) -> Batch:
     parts = [np.concatenate([getattr(b, name) for b in batches]) for name in ("context", "mask", "condition")]
     padded = [np.concatenate([p, np.zeros((size - n, p.shape[1]), dtype=p.dtype)]) for p in parts]
     return Batch(*padded)
-
-
-def _default_key() -> Path:
-    return shipped.dev_public_key()

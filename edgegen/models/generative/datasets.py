@@ -3,6 +3,7 @@ class names, the sampling period, and the model's shape."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,17 @@ class TrainingSet:
     width: int
     steps: int
     log_channels: tuple[int, ...] = ()  # positive, heavy-tailed channels modelled in log space
+
+    def fingerprint(self) -> str:
+        """SHA-256 over name, channels, classes and each segment's length, values and labels: the data's
+        identity."""
+        h = hashlib.sha256()
+        h.update("\n".join((self.name, ",".join(self.channels), ",".join(self.classes))).encode())
+        for values, labels in self.segments:
+            h.update(len(values).to_bytes(8, "little"))  # where one segment ends and the next begins
+            h.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+            h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+        return h.hexdigest()
 
 
 def skab_set(root: Path) -> TrainingSet:

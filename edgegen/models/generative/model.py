@@ -43,9 +43,8 @@ class GenModel:
         """The distribution of a first step (empty context)."""
         return self.forecast(np.zeros((0, len(self.spec.channels))), np.zeros(1, dtype=np.int64), label)
 
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.with_suffix(".tflite").write_bytes(self.network.tflite)
+    def sidecar(self) -> bytes:
+        """NAME.json: everything but the network."""
         doc = {
             "version": GENERATOR_VERSION,
             "spec": spec_to_json(self.spec),
@@ -56,24 +55,44 @@ class GenModel:
             "starts": self.starts,
             "meta": self.meta,
         }
-        path.with_suffix(".json").write_text(json.dumps(_rounded(doc), indent=1) + "\n")
+        return (json.dumps(_rounded(doc), indent=1) + "\n").encode()
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".tflite").write_bytes(self.network.tflite)
+        path.with_suffix(".json").write_bytes(self.sidecar())
 
     @staticmethod
     def load(path: Path) -> GenModel:
+        """NAME.tflite + NAME.json as they are, unverified (the gateway loads signed ones: generative.signed)."""
         try:
-            doc = json.loads(path.with_suffix(".json").read_text())
+            sidecar = path.with_suffix(".json").read_bytes()
             tflite = path.with_suffix(".tflite").read_bytes()
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             raise ArtifactError(f"{path}: cannot read the generative model ({exc})") from exc
-        if doc.get("version") != GENERATOR_VERSION:
-            raise ArtifactError(f"{path}: version {doc.get('version')!r}, expected {GENERATOR_VERSION!r}")
-        spec = spec_from_json(doc["spec"])
-        scaler = Scaler(
-            tuple(doc["scaler"]["centre"]), tuple(doc["scaler"]["scale"]), tuple(doc["scaler"].get("floor", ()))
-        )
-        return GenModel(
-            spec, scaler, Network(spec, tflite), doc["interval_factors"], doc["noise"], doc["starts"], doc["meta"]
-        )
+        return GenModel.from_bytes(tflite, sidecar, str(path))
+
+    @staticmethod
+    def from_bytes(tflite: bytes, sidecar: bytes, where: str) -> GenModel:
+        """The model from its two files' bytes; ``where`` names it in errors."""
+        try:
+            doc = json.loads(sidecar)
+        except ValueError as exc:
+            raise ArtifactError(f"{where}: cannot read the generative model ({exc})") from exc
+        if not isinstance(doc, dict) or doc.get("version") != GENERATOR_VERSION:
+            found = doc.get("version") if isinstance(doc, dict) else None
+            raise ArtifactError(f"{where}: version {found!r}, expected {GENERATOR_VERSION!r}")
+        try:
+            spec = spec_from_json(doc["spec"])
+            scaler = Scaler(
+                tuple(doc["scaler"]["centre"]),
+                tuple(doc["scaler"]["scale"]),
+                tuple(doc["scaler"].get("floor", ())),
+            )
+            parts = doc["interval_factors"], doc["noise"], doc["starts"], doc["meta"]
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ArtifactError(f"{where}: the generative model's {exc!r} is missing or malformed") from exc
+        return GenModel(spec, scaler, Network(spec, tflite), *parts)
 
 
 def _rounded(doc: Any) -> Any:
