@@ -97,14 +97,12 @@ def _fill(values: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[Any, np.d
 
 
 def model_path(model: str) -> Path:
-    path = Path(model)
+    path = shipped.generative_model(model)
     if path.with_suffix(".json").exists():
         return path
-    shipped = SHIPPED / model
-    if shipped.with_suffix(".json").exists():
-        return shipped
-    known = sorted(p.stem for p in SHIPPED.glob("*.tflite"))
-    raise typer.BadParameter(f"no model {model!r}: give NAME.json's path without suffix, or one of {known}")
+    raise typer.BadParameter(
+        f"no model {model!r}: give NAME.json's path without suffix, or one of {shipped.generative_names()}"
+    )
 
 
 def generate(

@@ -42,6 +42,7 @@ from pydantic_core import PydanticCustomError
 from edgegen.gateway.errors import ConfigError
 from edgegen.gateway.protocol.frame import DEFAULT_MAX_FRAME_BYTES
 from edgegen.gateway.protocol.topics import check_identifier
+from edgegen.models import shipped
 
 ENV_PREFIX = "EDGEGEN_"
 ENV_CONFIG_FILE = "EDGEGEN_CONFIG"
@@ -83,6 +84,8 @@ def _existing_file(path: Path) -> Path:
 
 
 ExistingFile = Annotated[Path, AfterValidator(_existing_file)]
+# a generative model's files without suffix, or the name of a shipped one (skab, tep, stock)
+GenerativeModel = Annotated[Path, AfterValidator(shipped.generative_model)]
 
 # Errors raised by model validators carry the key they are about (their loc is only the section's) and never
 # the section's input, which may hold secrets; _describe formats them.
@@ -303,7 +306,7 @@ class StreamBinding(Section):
     """Which streams a generative model scores, and how they are brought to its time step."""
 
     streams: StreamPattern = "+/+/+"  # site/node/stream, "+" matches any one level
-    model: Path  # a generative model without suffix (MODEL.tflite + MODEL.json): models/artifacts/generative/skab
+    model: GenerativeModel  # MODEL.tflite + .json + .manifest.json without suffix, or a shipped one's name
     period_s: PositiveFloat = 1.0  # the model's time step: samples are averaged into bins of this length
     max_gap_s: PositiveFloat = 10.0  # shorter gaps are interpolated; longer ones restart the stream's context
     warmup_rows: int = Field(300, ge=20)  # model-step rows of each stream kept to calibrate its detector

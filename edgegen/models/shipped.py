@@ -35,3 +35,19 @@ def generative_models() -> Path:
 def dev_public_key() -> Path:
     """The public half of the development key the shipped artifacts are signed with."""
     return artifacts() / "edgegen-dev.pub"
+
+
+def generative_model(model: str | Path) -> Path:
+    """A generative model's path without suffix: ``model`` itself when it names files (``DIR/NAME``, or ``NAME``
+    beside the working directory's ``NAME.tflite``), else the shipped model of that name (``skab``, ``tep``,
+    ``stock``). Whether the files exist and verify is for the loader to say."""
+    path = Path(model)
+    if len(path.parts) != 1 or path.with_suffix(".tflite").exists():
+        return path
+    candidate = generative_models() / path.name
+    return candidate if candidate.with_suffix(".tflite").exists() else path
+
+
+def generative_names() -> list[str]:
+    """The shipped generative models' names."""
+    return sorted(p.stem for p in generative_models().glob("*.tflite"))

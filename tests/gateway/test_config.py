@@ -8,6 +8,7 @@ import pytest
 
 from edgegen.gateway.config import Settings, load_settings
 from edgegen.gateway.errors import ConfigError
+from edgegen.models import shipped
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -98,3 +99,12 @@ def test_toml_syntax_errors_name_the_file(tmp_path: Path) -> None:
 def test_the_documented_sample_config_is_valid() -> None:
     settings = load_settings(REPO / "docs" / "edgegen.example.toml", {}, {})
     assert settings.storage.kind == "sqlite"
+
+
+def test_a_binding_names_a_shipped_generative_model_or_a_path(tmp_path: Path) -> None:
+    """``model = "skab"`` is the shipped model wherever the gateway runs; a path stays the path it names."""
+    doc = {"analytics": {"bindings": [{"model": "skab"}, {"model": str(tmp_path / "mine")}, {"model": "nosuch"}]}}
+    shipped_skab, mine, unknown = (b.model for b in load_settings(None, {}, doc).analytics.bindings)
+    assert shipped_skab == shipped.generative_models() / "skab"
+    assert shipped_skab.with_suffix(".manifest.json").is_file()
+    assert (mine, unknown) == (tmp_path / "mine", Path("nosuch"))  # the loader names what is missing

@@ -33,6 +33,7 @@ _VALIDATED = {
         (config.Wildcard, "identifier or `+`"),
         (config.StreamPattern, "`SITE/NODE/STREAM`, each an identifier or `+`"),
         (config.ExistingFile, "path of an existing file"),
+        (config.GenerativeModel, "path without suffix, or `skab`, `tep` or `stock`"),
     )
 }
 _PLAIN = {bool: "`true` or `false`", SecretStr: "secret text", Path: "path"}
