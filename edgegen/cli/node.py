@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,7 +10,7 @@ import typer
 from edgegen.cli.common import BrokerOption, ConfigOption, LogLevelOption, exit_on, flags
 from edgegen.cli.settings import settings_or_exit
 
-node_app = typer.Typer(help="Virtual nodes: the firmware_py code on CPython, publishing over MQTT.")
+node_app = typer.Typer(help="Virtual nodes: the firmware's node application on CPython, publishing over MQTT.")
 
 
 def register(app: typer.Typer) -> None:
@@ -29,14 +30,22 @@ def node_run(
     frames: Annotated[int | None, typer.Option(help="Stop after this many frames.", show_default=False)] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds of signal.")] = None,
     speed: Annotated[float, typer.Option(help="Time-lapse factor; 0 sends as fast as the broker takes.")] = 1.0,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            help="The node's flash (outbox, sequence numbers), kept across runs; default: a fresh temporary one.",
+            show_default=False,
+        ),
+    ] = None,
     log_level: LogLevelOption = None,
 ) -> None:
-    """Run one virtual node until --frames or --duration is reached, or Ctrl-C."""
+    """Run one virtual node until --frames or --duration is reached, or Ctrl-C; then wait until the broker has
+    acknowledged every frame."""
+    import signal
     import threading
-    import time
 
-    from edgegen.simulators.paho_link import PahoLink
-    from edgegen.simulators.virtual_node import build_node, run_node
+    from edgegen.simulators.node import VirtualNode
 
     given = flags(
         **{
@@ -52,20 +61,32 @@ def node_run(
     )
     settings = settings_or_exit(config, given)
     ns = settings.node
-    with exit_on(OSError, ValueError):
-        link = PahoLink(settings.mqtt.url, ns.site, ns.node_id, settings.mqtt.timeout_s)
-        link.connect()
-        stop = threading.Event()
+    stop = threading.Event()
+    with (
+        exit_on(OSError, ValueError),
+        VirtualNode(
+            ns, settings.mqtt.url, state_dir=state_dir, speed=speed, timeout_s=settings.mqtt.timeout_s
+        ) as node,
+    ):
+        node.connect()
+        # Ctrl-C stops sampling between windows; what was sampled is still delivered. A second one aborts.
+        previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
         try:
-            node = build_node(ns, link, time.time_ns() // 1000)
-            result = run_node(node, frames=frames, duration_s=duration, speed=speed or None, stop=stop)
-            link.flush()
-        except KeyboardInterrupt:
-            stop.set()
-            raise typer.Exit(130) from None
+            result = node.run(frames=frames, duration_s=duration, stop=stop)
         finally:
-            link.close()
+            signal.signal(signal.SIGINT, previous)
+        try:
+            node.flush(settings.mqtt.timeout_s)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+    delivered = (
+        "all acknowledged"
+        if not result.dropped
+        else f"{result.dropped} overwritten in the full outbox, the rest acknowledged"
+    )
     typer.echo(
         f"{ns.node_id}: {result.frames} frames, {result.values} values to {settings.mqtt.url} "
-        f"in {result.seconds:.1f} s (all acknowledged)"
+        f"in {result.seconds:.1f} s ({delivered})"
     )
+    if stop.is_set():
+        raise typer.Exit(130)

@@ -132,6 +132,7 @@ class MQTTClient:
         import socket
 
         self.close()
+        sock = None
         try:
             addr = socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0][-1]
             sock = socket.socket()
@@ -156,6 +157,8 @@ class MQTTClient:
             kind = self._read_packet(self.timeout_ms)
             n = self._n
         except OSError as exc:
+            if sock is not None and sock is not self.sock:
+                sock.close()  # a refused or failed connect: else every retry leaks a socket until GC
             self.close()
             raise LinkDown("connect to %s:%d failed: %r" % (self.server, self.port, exc)) from None
         if kind != CONNACK or n != 2:

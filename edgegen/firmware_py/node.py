@@ -1,7 +1,7 @@
 # A node's sampling loop for one stream: source -> filters -> (model ->) frames -> link.
 # Every frame published gets the stream's next sequence number, raw and embedding frames alike.
-# The link is anything with publish(topic, payload, qos), topic as bytes: the Uplink (outbox + MQTT) on a board,
-# paho in a virtual node. publish() must be done with payload when it returns (the frame buffer is reused).
+# The link is anything with publish(topic, payload, qos), topic as bytes: the Uplink (outbox + MQTT), on a board
+# and in a virtual node alike. publish() must be done with payload when it returns (the frame buffer is reused).
 from array import array
 
 from . import frame, topics

@@ -1,7 +1,7 @@
 """The gateway as a real process (``edgegen gateway run``) for fault tests: start, SIGKILL, SIGTERM, metrics.
 
-Also a background publisher: virtual nodes (the firmware code over paho) publishing at a fixed pace until told to
-stop, journaling every payload they sent.
+Also a background publisher: virtual nodes (the firmware's NodeApp: outbox, own MQTT client, QoS 1) publishing at
+a fixed pace until told to stop, journaling every payload they sent.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgegen.gateway.config import NodeSettings
-from edgegen.simulators.paho_link import PahoLink
-from edgegen.simulators.virtual_node import build_node, run_node
+from edgegen.simulators.node import VirtualNode, join_all
 from tests.support.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,37 +125,27 @@ class GatewayProcess:
 class Publishers:
     """Virtual nodes publishing QoS 1 frames at ``speed`` times real time on background threads until ``stop``."""
 
+    # Outbox messages per node: a 30 s broker stall at 20 frames/s must not overwrite any (the tests count on
+    # every frame sent being delivered).
+    SLOTS = 1024
+
     def __init__(self, url: str, nodes: list[NodeSettings], t0_us: int, speed: float) -> None:
         self.sent: dict[str, list[bytes]] = {n.node_id: [] for n in nodes}
         self._stop = threading.Event()
-        self._errors: list[BaseException] = []
-        self._threads = [
-            threading.Thread(target=self._run, args=(url, n, t0_us, speed), daemon=True) for n in nodes
+        self._nodes = [
+            VirtualNode(n, url, speed=speed, t_start_us=t0_us, slots=self.SLOTS, journal=self.sent[n.node_id])
+            for n in nodes
         ]
 
-    def _run(self, url: str, node: NodeSettings, t0_us: int, speed: float) -> None:
-        try:
-            link = PahoLink(url, node.site, node.node_id, journal=self.sent[node.node_id], max_inflight=1000)
-            link.connect()
-            try:
-                run_node(build_node(node, link, t0_us), speed=speed, stop=self._stop)
-                link.flush(120)  # the broker may still be catching up after a stall
-            finally:
-                link.close()
-        except BaseException as exc:
-            self._errors.append(exc)
-
     def __enter__(self) -> Publishers:
-        for t in self._threads:
-            t.start()
+        for node in self._nodes:
+            node.start(stop=self._stop, drain_s=120)  # the broker may still be catching up after a stall
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        for t in self._threads:
-            t.join(180)
-        if self._errors:
-            raise self._errors[0]
+        results = join_all(self._nodes, 180)
+        assert [r.dropped for r in results] == [0] * len(results), "a node's outbox overflowed"
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -14,8 +14,7 @@ from edgegen.gateway.config import NodeSettings, Settings
 from edgegen.gateway.protocol import decode
 from edgegen.gateway.service import Gateway
 from edgegen.gateway.storage.records import Record, points
-from edgegen.simulators.paho_link import PahoLink
-from edgegen.simulators.virtual_node import build_node, run_node
+from edgegen.simulators.node import VirtualNode, join_all
 
 
 class GatewayThread:
@@ -91,29 +90,13 @@ def node_settings(site: str, n_nodes: int, channels: int = 3, window: int = 50) 
 
 
 def publish_frames(url: str, nodes: list[NodeSettings], frames: int, t0_us: int) -> dict[str, list[bytes]]:
-    """Run each node for ``frames`` windows as fast as the broker acknowledges; return what each one sent."""
+    """Run each node (the firmware's NodeApp) for ``frames`` windows as fast as the broker acknowledges, until
+    every frame is acknowledged; return what each one sent."""
     sent: dict[str, list[bytes]] = {n.node_id: [] for n in nodes}
-    errors: list[BaseException] = []
-
-    def one(node: NodeSettings) -> None:
-        try:
-            link = PahoLink(url, node.site, node.node_id, journal=sent[node.node_id])
-            link.connect()
-            try:
-                run_node(build_node(node, link, t0_us), frames=frames, speed=None)
-                link.flush(60)
-            finally:
-                link.close()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one, args=(n,)) for n in nodes]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    running = [VirtualNode(n, url, speed=0, t_start_us=t0_us, journal=sent[n.node_id]) for n in nodes]
+    for node in running:
+        node.start(frames=frames)
+    assert [r.dropped for r in join_all(running)] == [0] * len(nodes)
     return sent
 
 

@@ -126,6 +126,8 @@ class Recorder:
         now = time.monotonic_ns()  # first thing: the arrival time is what replay reproduces
         if self._t0_ns is None:
             self._t0_ns = now
+        if msg.qos == 0:  # no PUBACK carries our TCP ACK: the broker's Nagle would hold the next message for it
+            link.ack_now(client)
         payload = bytes(msg.payload)
         record = CaptureRecord((now - self._t0_ns) // 1000, msg.topic, msg.qos, bool(msg.retain), payload)
         with self.arrived:

@@ -29,9 +29,8 @@ from edgegen.simulators.demo.report import Detection, RareFailure, ReportData, e
 from edgegen.simulators.embedded_broker import EmbeddedBroker
 from edgegen.simulators.errors import SimulatorError
 from edgegen.simulators.faults import malformed_messages
-from edgegen.simulators.paho_link import PahoLink
+from edgegen.simulators.node import VirtualNode
 from edgegen.simulators.replay.run import replay
-from edgegen.simulators.virtual_node import build_node
 
 log = logging.getLogger(__name__)
 
@@ -287,25 +286,26 @@ def _report_data(
 
 
 def _inject(settings: Settings, node: NodeSettings) -> tuple[int, int, int]:
-    """Publish one valid frame, then one malformed message per rejection cause, on ``node``'s data topic.
+    """``node`` (a NodeApp) sends one valid frame, then one malformed message per rejection cause on its data
+    topic, each derived from that frame.
 
     Returns (valid frames, valid values, malformed messages).
     """
-    journal: list[bytes] = []
-    link = PahoLink(settings.mqtt.url, node.site, node.node_id, settings.mqtt.timeout_s, journal=journal)
-    link.connect()
-    try:
-        template = build_node(node, link, time.time_ns() // 1000)
-        template.step()  # one valid window, recorded in the journal; the broken copies derive from it
-        link.flush()
-        valid = decode(journal[0])
-        topic = str(data_topic(node.site, node.node_id, node.stream))
+    sent: list[bytes] = []
+    # An outbox slot must hold the largest broken copy, the JSON form: at most 7 bytes a value ("-32768,"), 3 a
+    # row, 16 a scale, plus the fixed fields.
+    json_bytes = 512 + len(node.node_id) + 16 * node.channels + (7 * node.channels + 3) * node.window
+    with VirtualNode(
+        node, settings.mqtt.url, speed=0, timeout_s=settings.mqtt.timeout_s, slot_size=json_bytes, journal=sent
+    ) as faulty:
+        faulty.connect()
+        faulty.run(frames=1)
+        valid = decode(sent[0])
         bad = malformed_messages(valid, other_node="impostor")
+        topic = str(data_topic(node.site, node.node_id, node.stream))
         for payload in bad.values():
-            link.publish(topic, payload, 1)
-        link.flush()
-    finally:
-        link.close()
+            faulty.publish(topic, payload)
+        faulty.flush(settings.mqtt.timeout_s)
     return 1, valid.n_samples * valid.n_channels, len(bad)
 
 

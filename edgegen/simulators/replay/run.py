@@ -19,15 +19,14 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
 
-from edgegen.firmware_py.config import validate
 from edgegen.models.data.series import Series
 from edgegen.simulators.errors import SimulatorError
 from edgegen.simulators.netfaults import FaultProxy, NetFaults
+from edgegen.simulators.node import broker_address, firmware_config, frame_bytes
 
 RUNTIMES = ("cpython", "micropython")
 INT16_MAX = 32767
@@ -125,11 +124,6 @@ def records(series: Series, window: int, scales: tuple[float, ...], shift_us: in
     return Records(rows.tobytes(), n, t0, int((~finite).sum()), len(values) - n * window)
 
 
-def frame_bytes(node: str, channels: int, window: int) -> int:
-    """One int16 frame's size (firmware_py/frame.py: header with node id, a scale per channel, values, CRC)."""
-    return 30 + len(node) + 4 * channels + 2 * window * channels + 4
-
-
 def node_config(
     node: str,
     broker_url: str,
@@ -148,46 +142,22 @@ def node_config(
     offset: int = 0,
 ) -> dict[str, Any]:
     """A validated firmware configuration for one replaying node."""
-    parts = urlsplit(broker_url)
-    frame = frame_bytes(node, channels, window)
-    raw = {
-        "site": site,
-        "node_id": node,
-        "mqtt": {
-            "host": parts.hostname or "127.0.0.1",
-            "port": parts.port or 1883,
-            "keepalive_s": 10,
-            "max_inflight": 16,
-            "ack_timeout_ms": 2000,
-            "max_dup_retries": 10,
-            "drain_per_s": 10000,
-            "burst": 1000,
-            "backoff_min_ms": 100,
-            "backoff_max_ms": 2000,
+    replay_stream = {
+        "name": stream,
+        "channels": channels,
+        "window": window,
+        "rate_hz": 1e6 / period_us,
+        "scales": list(scales),
+        "source": {
+            "kind": "replay",
+            "path": str(data_file),
+            "timed": True,
+            "origin_us": origin_us,
+            "start_wall_us": start_wall_us,
+            "offset": offset,
         },
-        "state_dir": str(state_dir),
-        "speed": speed,
-        "outbox": {"slots": 256, "slot_size": max(1024, frame + 128 + len(site) + len(node) + len(stream))},
-        "status_interval_s": 10,
-        "streams": [
-            {
-                "name": stream,
-                "channels": channels,
-                "window": window,
-                "rate_hz": 1e6 / period_us,
-                "scales": list(scales),
-                "source": {
-                    "kind": "replay",
-                    "path": str(data_file),
-                    "timed": True,
-                    "origin_us": origin_us,
-                    "start_wall_us": start_wall_us,
-                    "offset": offset,
-                },
-            }
-        ],
     }
-    return validate(raw)
+    return firmware_config(site, node, broker_url, state_dir, replay_stream, speed=speed)
 
 
 @dataclass
@@ -351,18 +321,17 @@ def _through(stack: ExitStack, broker_url: str, faults: NetFaults | None, index:
     """The URL a node connects to: the broker, or a fault proxy in front of it (one per node, own seed)."""
     if faults is None:
         return broker_url
-    parts = urlsplit(broker_url)
+    host, port, _ = broker_address(broker_url)
     seeded = NetFaults(
         faults.loss, faults.delay_ms, faults.jitter_ms, faults.disconnect_every_s, faults.seed + index
     )
-    proxy = stack.enter_context(FaultProxy(parts.hostname or "127.0.0.1", parts.port or 1883, seeded))
+    proxy = stack.enter_context(FaultProxy(host, port, seeded))
     return proxy.url
 
 
 def _retarget(cfg: dict[str, Any], url: str) -> None:
-    parts = urlsplit(url)
-    cfg["mqtt"]["host"] = parts.hostname or "127.0.0.1"
-    cfg["mqtt"]["port"] = parts.port or 1883
+    """Point the node at ``url``; TLS stays as the broker's URL set it (a fault proxy relays TCP as it is)."""
+    cfg["mqtt"]["host"], cfg["mqtt"]["port"], _ = broker_address(url)
 
 
 def _resume_index(plan: _Node, wall_start: int, speed: float) -> int:
