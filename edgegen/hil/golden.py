@@ -8,7 +8,23 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from tflite_micro.python.tflite_micro import runtime
+
+from edgegen.hil.errors import HilError
+
+
+class ReferenceUnavailable(HilError):
+    """tflite-micro is not installed: pip install 'edgegen[hil]' (it publishes x86-64 Linux wheels only)."""
+
+
+def _interpreter(model: bytes) -> Any:
+    """tflite-micro's interpreter for ``model``; imported here, so the rest of hil works without it."""
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+    except ImportError as exc:
+        raise ReferenceUnavailable(
+            f"the golden reference needs tflite-micro ({exc}): pip install 'edgegen[hil]' (x86-64 Linux wheels)"
+        ) from None
+    return runtime.Interpreter.from_bytes(model)
 
 
 @dataclass(frozen=True)
@@ -30,7 +46,7 @@ class Comparison:
 
 
 def random_inputs(model: bytes, n: int, seed: int) -> npt.NDArray[Any]:
-    details = runtime.Interpreter.from_bytes(model).get_input_details(0)
+    details = _interpreter(model).get_input_details(0)
     rng = np.random.default_rng(seed)
     if details["dtype"] == np.int8:
         return rng.integers(-128, 128, size=(n, *details["shape"]), dtype=np.int8)
@@ -39,7 +55,7 @@ def random_inputs(model: bytes, n: int, seed: int) -> npt.NDArray[Any]:
 
 def reference(model: bytes, inputs: npt.NDArray[Any]) -> Reference:
     """tflite-micro's outputs for each input (each shaped as the model's input tensor)."""
-    interpreter = runtime.Interpreter.from_bytes(model)
+    interpreter = _interpreter(model)
     outs = []
     for x in inputs:
         interpreter.set_input(x, 0)
