@@ -36,3 +36,9 @@ class OutputError(ModelsError):
         super().__init__(message)
         self.retryable = retryable
         self.status = status
+
+
+class NonFiniteError(ModelsError):
+    """A computation gave NaN or infinity: an input row that is not finite or beyond float32 (the network's
+    precision), a forecast the network could not make finite, or an overflow. Nothing is returned for the call,
+    and a scoring stream keeps the state it had before it."""

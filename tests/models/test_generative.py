@@ -19,6 +19,7 @@ import numpy.typing as npt
 import pandas as pd
 import pytest
 
+from edgegen.models.blas import matmul
 from edgegen.models.errors import ArtifactError, EvaluationError
 from edgegen.models.generative import calibration
 from edgegen.models.generative.spec import GenSpec
@@ -37,7 +38,7 @@ def ar_process(n: int, channels: int, seed: int) -> F64:
     rng = np.random.default_rng(seed)
     mix = np.eye(channels) + 0.5 * np.ones((channels, channels)) / channels
     x = np.zeros((n, channels))
-    noise = rng.standard_normal((n, channels)) @ mix.T * 0.3
+    noise = matmul(rng.standard_normal((n, channels)), mix.T) * 0.3
     for t in range(1, n):
         x[t] = 0.8 * x[t - 1] + noise[t]
     phase = np.sin(2 * np.pi * np.arange(n) / 50.0)[:, None]
@@ -56,10 +57,10 @@ def test_conformal_factor_is_the_ranked_ratio() -> None:
 
 def test_whitener_gives_identity_second_moment() -> None:
     rng = np.random.default_rng(3)
-    e = rng.standard_normal((5000, 3)) @ np.array([[2.0, 0, 0], [1.0, 1.0, 0], [0, 0, 0.5]]).T + 0.7
+    e = matmul(rng.standard_normal((5000, 3)), np.array([[2.0, 0, 0], [1.0, 1.0, 0], [0, 0, 0.5]]).T) + 0.7
     w = calibration.whitener(e, shrink=0.0)
-    white = e @ w.T
-    np.testing.assert_allclose(white.T @ white / len(white), np.eye(3), atol=1e-9)
+    white = matmul(e, w.T)
+    np.testing.assert_allclose(matmul(white.T, white) / len(white), np.eye(3), atol=1e-9)
 
 
 def test_tail_level_of_exponential_scores() -> None:
