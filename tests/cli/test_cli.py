@@ -15,9 +15,10 @@ import pytest
 
 import edgegen
 from tests.support.pipeline import node_settings, publish_frames
-from tests.support.servers import InfluxDB, Mosquitto
+from tests.support.servers import InfluxDB, Mosquitto, free_port
 
 EDGEGEN = [sys.executable, "-m", "edgegen.cli"]
+DEFAULT_OPERATOR_PORT = 9108  # the gateway's http_port default, which a running gateway holds
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -81,6 +82,8 @@ def test_demo_runs_with_no_servers_scores_the_streams_and_writes_its_report(tmp_
     clean = re.search(r"flags away from faults: \d+ of (\d+) scored rows", out)
     assert clean is not None and 0 < int(clean[1]) < 2 * 59, out  # rows near the injected faults are set apart
     assert "report: edgegen-demo/report.html (main figure: edgegen-demo/report.png)" in out
+    served = re.search(r"/nodes were served at http://127\.0\.0\.1:(\d+)$", out, re.MULTILINE)
+    assert served is not None and int(served[1]) != DEFAULT_OPERATOR_PORT, out  # a free port: 9108 may be taken
     demo = tmp_path / "edgegen-demo"
     with sqlite3.connect(demo / "demo.sqlite") as conn:
         assert conn.execute("SELECT count(*) FROM points").fetchone() == (4950,)
@@ -104,7 +107,7 @@ def test_gateway_run_stores_node_run_frames_and_drains_on_sigterm(mosquitto: Mos
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=_env(EDGEGEN_MQTT__CLIENT_ID="gw-cli", EDGEGEN_MQTT__SITE="cli"),
+        env=_env(EDGEGEN_MQTT__CLIENT_ID="gw-cli", EDGEGEN_MQTT__SITE="cli", EDGEGEN_GATEWAY__HTTP_PORT="0"),
     )
     try:
         deadline = time.monotonic() + 30
@@ -152,6 +155,7 @@ def test_gateway_run_stores_node_run_frames_and_drains_on_sigterm(mosquitto: Mos
 @pytest.mark.mosquitto
 @pytest.mark.influxdb
 def test_demo_switches_to_real_servers(mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path) -> None:
+    port = free_port()
     result = _run(
         "demo",
         "--broker",
@@ -165,7 +169,7 @@ def test_demo_switches_to_real_servers(mosquitto: Mosquitto, influxdb: InfluxDB,
         "--speed",
         "150",
         cwd=tmp_path,
-        env={"EDGEGEN_STORAGE__DATABASE": "demo_cli"},
+        env={"EDGEGEN_STORAGE__DATABASE": "demo_cli", "EDGEGEN_GATEWAY__HTTP_PORT": str(port)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     words = " ".join(result.stdout.split())  # rich wraps the title to the table's width
@@ -175,5 +179,6 @@ def test_demo_switches_to_real_servers(mosquitto: Mosquitto, influxdb: InfluxDB,
     # scores read back with the node's timestamps line up with the injected faults: some rows are near them
     clean = re.search(r"flags away from faults: \d+ of (\d+) scored rows", words)
     assert clean is not None and 0 < int(clean[1]) < 59, words
+    assert f"/nodes were served at http://127.0.0.1:{port}" in words  # the configured port, kept
     page = (tmp_path / "edgegen-demo" / "report.html").read_text()  # read back from InfluxDB
     assert "<td>node-1</td><td>30</td><td>30</td><td>2400</td><td>2400</td><td>59</td>" in page

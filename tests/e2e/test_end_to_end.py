@@ -35,7 +35,7 @@ def _settings(mosquitto: Mosquitto, site: str, state_dir: Path, **storage: Any) 
         {
             "mqtt": {"url": mosquitto.url, "client_id": f"gw-{site}", "site": site},
             "storage": storage,
-            "gateway": {"state_dir": str(state_dir), "flush_interval_s": 0.05},
+            "gateway": {"state_dir": str(state_dir), "flush_interval_s": 0.05, "http_port": 0},  # 0: a free port
         }
     )
 

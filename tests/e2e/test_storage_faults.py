@@ -26,7 +26,7 @@ def _settings(mosquitto: Mosquitto, influxdb: InfluxDB, site: str, state_dir: Pa
         {
             "mqtt": {"url": mosquitto.url, "client_id": f"gw-{site}", "site": site},
             "storage": {"kind": "influx1", "influx_url": influxdb.url, "database": "faults", "timeout_s": 1.0},
-            "gateway": {"state_dir": str(state_dir), "flush_interval_s": 0.05},
+            "gateway": {"state_dir": str(state_dir), "flush_interval_s": 0.05, "http_port": 0},  # 0: a free port
         }
     )
 
