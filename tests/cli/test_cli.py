@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,15 @@ def _run(
         check=False,
         env=_env(**(env or {})),
     )
+
+
+def _metric(port: int, name: str) -> float:
+    """A counter from the gateway's /metrics (0 before its first increment)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
 
 
 def test_version(tmp_path: Path) -> None:
@@ -101,13 +111,14 @@ def test_demo_runs_with_no_servers_scores_the_streams_and_writes_its_report(tmp_
 @pytest.mark.mosquitto
 def test_gateway_run_stores_node_run_frames_and_drains_on_sigterm(mosquitto: Mosquitto, tmp_path: Path) -> None:
     db = tmp_path / "gw.sqlite"
+    port = free_port()
     gateway_proc = subprocess.Popen(
         [*EDGEGEN, "gateway", "run", "--broker", mosquitto.url, "--sqlite", str(db), "--log-level", "INFO"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=_env(EDGEGEN_MQTT__CLIENT_ID="gw-cli", EDGEGEN_MQTT__SITE="cli", EDGEGEN_GATEWAY__HTTP_PORT="0"),
+        env=_env(EDGEGEN_MQTT__CLIENT_ID="gw-cli", EDGEGEN_MQTT__SITE="cli", EDGEGEN_GATEWAY__HTTP_PORT=str(port)),
     )
     try:
         deadline = time.monotonic() + 30
@@ -141,7 +152,10 @@ def test_gateway_run_stores_node_run_frames_and_drains_on_sigterm(mosquitto: Mos
         assert node.stdout.startswith(f"press-4: 12 frames, 600 values to {mosquitto.url} in ")
         sent = publish_frames(mosquitto.url, node_settings("cli", 1), 3, 1_000_000)
         assert len(sent["node-0"]) == 3
-        time.sleep(1.0)
+        deadline = time.monotonic() + 60  # every frame spooled (acknowledged) before SIGTERM: the drain stores it
+        while _metric(port, "edgegen_frames_acked_total") < 12 + 3:
+            assert time.monotonic() < deadline, "the gateway did not take all 15 frames within 60 s"
+            time.sleep(0.05)
     finally:
         gateway_proc.send_signal(signal.SIGTERM)
         out, _ = gateway_proc.communicate(timeout=60)

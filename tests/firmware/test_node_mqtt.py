@@ -61,7 +61,7 @@ def test_broker_restart_while_publishing_leaves_no_sequence_gap(tmp_path: Path) 
             out, err = node.communicate(timeout=120)
             assert node.returncode == 0, err
             stats = json.loads(out.strip().splitlines()[-1])
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60
             while set(_seqs(sub.on(topic))) != set(range(120)) and time.monotonic() < deadline:
                 time.sleep(0.1)
         seqs = _seqs(sub.on(topic))
@@ -153,7 +153,7 @@ def test_last_will_says_offline_after_the_keepalive(tmp_path: Path) -> None:
                 assert json.loads(sub.on(status)[0].payload)["state"] == "online"
                 node.send_signal(signal.SIGSTOP)
                 frozen = time.monotonic()
-                sub.wait_for(status, 2, timeout_s=15)
+                sub.wait_for(status, 2, timeout_s=30)
                 elapsed = time.monotonic() - frozen
             finally:
                 node.send_signal(signal.SIGKILL)
@@ -161,7 +161,7 @@ def test_last_will_says_offline_after_the_keepalive(tmp_path: Path) -> None:
     finally:
         broker.stop()
     assert json.loads(sub.on(status)[-1].payload)["state"] == "offline"
-    assert 1.0 <= elapsed <= 2 * 1.5 * keepalive + 3.0, elapsed  # not at once: the socket stayed open
+    assert 1.0 <= elapsed <= 2 * 1.5 * keepalive + 6.0, elapsed  # not at once: the socket stayed open
 
 
 def test_wrong_password_is_refused_and_frames_stay_in_the_outbox(tmp_path: Path) -> None:
