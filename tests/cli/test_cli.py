@@ -79,6 +79,7 @@ def test_bad_configuration_exits_2_naming_the_key(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.e2e
 def test_demo_runs_with_no_servers_scores_the_streams_and_writes_its_report(tmp_path: Path) -> None:
     result = _run("demo", "--nodes", "2", "--steps", "300", "--speed", "120", "--faults", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -109,6 +110,7 @@ def test_demo_runs_with_no_servers_scores_the_streams_and_writes_its_report(tmp_
 
 
 @pytest.mark.mosquitto
+@pytest.mark.e2e
 def test_gateway_run_stores_node_run_frames_and_drains_on_sigterm(mosquitto: Mosquitto, tmp_path: Path) -> None:
     db = tmp_path / "gw.sqlite"
     port = free_port()
@@ -168,6 +170,7 @@ def test_gateway_run_stores_node_run_frames_and_drains_on_sigterm(mosquitto: Mos
 
 @pytest.mark.mosquitto
 @pytest.mark.influxdb
+@pytest.mark.e2e
 def test_demo_switches_to_real_servers(mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path) -> None:
     port = free_port()
     result = _run(

@@ -21,7 +21,7 @@ from edgegen.simulators.faults import malformed_messages
 from tests.support.pipeline import GatewayThread, checksum, node_settings, publish_frames, sample_lines
 from tests.support.servers import InfluxDB, Mosquitto
 
-pytestmark = [pytest.mark.mosquitto]
+pytestmark = [pytest.mark.mosquitto, pytest.mark.e2e]
 
 N_NODES = 5
 FRAMES = 40

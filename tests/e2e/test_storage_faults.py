@@ -16,7 +16,7 @@ from edgegen.gateway.storage.influx1 import Influx1Storage
 from tests.support.pipeline import GatewayThread, checksum, node_settings, publish_frames, sample_lines
 from tests.support.servers import InfluxDB, Mosquitto
 
-pytestmark = [pytest.mark.mosquitto, pytest.mark.influxdb]
+pytestmark = [pytest.mark.mosquitto, pytest.mark.influxdb, pytest.mark.e2e]
 
 WEEK_US = 7 * 24 * 3600 * 1_000_000
 
