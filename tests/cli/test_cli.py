@@ -62,6 +62,7 @@ def test_the_installed_console_script_is_edgegen(tmp_path: Path) -> None:
     assert (result.returncode, result.stdout) == (0, f"edgegen {edgegen.__version__}\n")
 
 
+@pytest.mark.slow
 def test_help_lists_the_subcommands(tmp_path: Path) -> None:
     result = _run("--help", cwd=tmp_path)
     assert result.returncode == 0
@@ -69,6 +70,7 @@ def test_help_lists_the_subcommands(tmp_path: Path) -> None:
         assert command in result.stdout
 
 
+@pytest.mark.slow
 def test_bad_configuration_exits_2_naming_the_key(tmp_path: Path) -> None:
     result = _run("gateway", "run", cwd=tmp_path, env={"EDGEGEN_MQTT__URL": "tcp://x"})
     assert result.returncode == 2

@@ -46,6 +46,7 @@ def test_every_frame_arrives_once_in_order(mosquitto: Mosquitto, tmp_path: Path)
     assert not any(m.dup for m in got)
 
 
+@pytest.mark.slow
 def test_broker_restart_while_publishing_leaves_no_sequence_gap(tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path / "broker", persistence=True)
     broker.start()
@@ -134,6 +135,7 @@ def test_a_full_outbox_drops_the_oldest_and_counts(tmp_path: Path) -> None:
     assert (stats["depth"], stats["dropped"]) == (8, 12)
 
 
+@pytest.mark.slow
 def test_last_will_says_offline_after_the_keepalive(tmp_path: Path) -> None:
     """R5: the node freezes with its socket open (SIGSTOP: no FIN, no more pings); the broker gives up on it and
     publishes its retained will. MQTT asks the broker to act after 1.5 keepalives; mosquitto 2.0.11 files a
@@ -198,6 +200,7 @@ def test_the_whole_node_path_allocates_nothing_per_window(mosquitto: Mosquitto, 
     assert result["acked"] == 930
 
 
+@pytest.mark.slow
 def test_tls_with_the_right_ca_delivers_and_a_wrong_ca_is_refused(tmp_path: Path) -> None:
     """R6 (certificates): the node verifies the broker against its configured CA; a broker signed by another
     CA is refused, and the frames wait in the outbox."""
@@ -222,6 +225,7 @@ def test_tls_with_the_right_ca_delivers_and_a_wrong_ca_is_refused(tmp_path: Path
     assert (accepted["acked"], accepted["depth"], accepted["first_seq"]) == (5, 0, [3])
 
 
+@pytest.mark.slow
 def test_a_reconnecting_node_drains_its_backlog_at_the_configured_rate(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:

@@ -371,6 +371,7 @@ def _wait(done: Any, what: str, step: Any = lambda: time.sleep(0.01), timeout_s:
         step()
 
 
+@pytest.mark.slow
 @pytest.mark.mosquitto
 @pytest.mark.parametrize("fault", ["socket_closed", "silent"])
 def test_r5_cut_node_shows_offline_within_one_and_a_half_keepalives(

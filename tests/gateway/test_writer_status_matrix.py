@@ -349,6 +349,7 @@ def test_a_single_line_still_too_large_is_dead_lettered() -> None:
 # ---- 429 / 503 / other 5xx / transport -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("status", [429, 503])
 def test_retry_after_is_honoured(status: int) -> None:
     records = batch(2)
@@ -371,6 +372,7 @@ def test_server_errors_back_off_and_retry() -> None:
     assert run.metric("attempts_total", outcome="unavailable", status_class="5xx") == 3
 
 
+@pytest.mark.slow
 def test_a_timed_out_request_is_retried() -> None:
     records = batch(1)
     run = scripted([Reply(204, release=asyncio.Event()), Reply(204)], records, timeout_s=2.0)

@@ -34,6 +34,7 @@ def test_fault_selection_is_checked(faults: tuple[int, ...]) -> None:
 
 
 @pytest.mark.train
+@pytest.mark.slow
 @pytest.mark.data("tep-braatz/d00.dat")
 def test_detection_counts_and_rates(detected: tep_eval.TepDetection) -> None:
     assert [row.fault for row in detected.faults] == [1, 3]
@@ -48,6 +49,7 @@ def test_detection_counts_and_rates(detected: tep_eval.TepDetection) -> None:
 
 
 @pytest.mark.train
+@pytest.mark.slow
 @pytest.mark.data("tep-braatz/d00.dat")
 def test_step_fault_idv1_is_detected(detected: tep_eval.TepDetection) -> None:
     idv1 = detected.faults[0]
@@ -56,6 +58,7 @@ def test_step_fault_idv1_is_detected(detected: tep_eval.TepDetection) -> None:
 
 
 @pytest.mark.train
+@pytest.mark.slow
 @pytest.mark.data("tep-braatz/d00.dat")
 @pytest.mark.xfail(
     strict=True,
@@ -67,6 +70,7 @@ def test_normal_test_run_false_alarms_near_alpha(detected: tep_eval.TepDetection
 
 
 @pytest.mark.train
+@pytest.mark.slow
 @pytest.mark.data("tep-braatz/d00.dat")
 def test_tstr_one_recall_per_fault(tstr_result: tep_eval.TepTstr) -> None:
     r = tstr_result

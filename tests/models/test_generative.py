@@ -95,6 +95,7 @@ def detector_and_series() -> tuple[object, F64]:
 
 
 @pytest.mark.train
+@pytest.mark.slow
 def test_batch_and_streaming_scores_are_identical(detector_and_series: tuple[object, F64]) -> None:
     from edgegen.models.generative.detector import Detector
 
@@ -113,6 +114,7 @@ def test_batch_and_streaming_scores_are_identical(detector_and_series: tuple[obj
 
 
 @pytest.mark.train
+@pytest.mark.slow
 def test_scoring_in_chunks_of_any_size_equals_batch(detector_and_series: tuple[object, F64]) -> None:
     """The gateway feeds each stream whatever rows a batch of frames brought: the chunking must not matter."""
     from edgegen.models.generative.detector import Detector
@@ -135,6 +137,7 @@ def test_scoring_in_chunks_of_any_size_equals_batch(detector_and_series: tuple[o
 
 
 @pytest.mark.train
+@pytest.mark.slow
 def test_flags_hold_the_false_alarm_rate_and_catch_faults(detector_and_series: tuple[object, F64]) -> None:
     det, series = detector_and_series
     out = det.score(series)  # type: ignore[attr-defined]
@@ -150,6 +153,7 @@ def test_flags_hold_the_false_alarm_rate_and_catch_faults(detector_and_series: t
 
 
 @pytest.mark.train
+@pytest.mark.slow
 def test_intervals_cover_at_nominal_levels(detector_and_series: tuple[object, F64]) -> None:
     det, series = detector_and_series
     clean = series[1500:3900]
@@ -165,6 +169,7 @@ def test_intervals_cover_at_nominal_levels(detector_and_series: tuple[object, F6
 
 
 @pytest.mark.train
+@pytest.mark.slow
 def test_anomaly_forecast_leads_the_flag(detector_and_series: tuple[object, F64]) -> None:
     det, series = detector_and_series
     ramp = series[2000:2300].copy()
@@ -200,6 +205,7 @@ def conditional(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.train
+@pytest.mark.slow
 def test_samples_follow_their_failure_mode(conditional: Path) -> None:
     from edgegen.models.generative.model import GenModel
     from edgegen.models.generative.sample import sample
@@ -221,6 +227,7 @@ def test_samples_follow_their_failure_mode(conditional: Path) -> None:
 
 
 @pytest.mark.train
+@pytest.mark.slow
 def test_generate_command_writes_labelled_csv(conditional: Path, tmp_path: Path) -> None:
     out = tmp_path / "fault.csv"
     done = subprocess.run(
@@ -237,6 +244,7 @@ def test_generate_command_writes_labelled_csv(conditional: Path, tmp_path: Path)
 
 
 @pytest.mark.train
+@pytest.mark.slow
 def test_loading_refuses_another_version(conditional: Path, tmp_path: Path) -> None:
     from edgegen.models.generative.model import GenModel
 
@@ -250,6 +258,7 @@ def test_loading_refuses_another_version(conditional: Path, tmp_path: Path) -> N
 
 
 @pytest.mark.train
+@pytest.mark.slow
 def test_detect_command_on_a_csv(tmp_path: Path) -> None:
     values = ar_process(8000, 2, seed=9)
     values[5000:5200] += np.array([2.0, -2.0])
@@ -272,6 +281,7 @@ def test_detect_command_on_a_csv(tmp_path: Path) -> None:
 
 
 @pytest.mark.train
+@pytest.mark.slow
 @pytest.mark.influxdb
 def test_generate_command_writes_influxdb_and_parquet(
     conditional: Path, tmp_path: Path, influxdb: InfluxDB, influx_database: str
@@ -338,6 +348,7 @@ def test_tail_survival_matches_scipy(shape: float) -> None:
 
 
 @pytest.mark.train
+@pytest.mark.slow
 def test_generate_continues_a_context_and_names_missing_columns(conditional: Path, tmp_path: Path) -> None:
     stamps = pd.date_range("2026-03-01", periods=30, freq="2s")
     ctx = tmp_path / "ctx.csv"

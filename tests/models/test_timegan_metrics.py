@@ -11,7 +11,7 @@ from edgegen.models.errors import EvaluationError, ModelsError
 from edgegen.models.eval import timegan_metrics as tm
 from tests.support.shared_data import SHARED_DATA
 
-pytestmark = pytest.mark.train
+pytestmark = [pytest.mark.train, pytest.mark.slow]
 STOCK = SHARED_DATA / "timegan-stock" / "stock_data.csv"
 needs_stock = pytest.mark.data("timegan-stock/stock_data.csv")
 

@@ -16,7 +16,7 @@ from edgegen.models import artifact
 from edgegen.models.task import skab_task
 from tests.support import contract, skab_like
 
-pytestmark = pytest.mark.train
+pytestmark = [pytest.mark.train, pytest.mark.slow]
 EDGEGEN = str(Path(sys.executable).with_name("edgegen"))
 
 

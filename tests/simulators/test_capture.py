@@ -103,6 +103,7 @@ def session(mosquitto: Mosquitto, tmp_path_factory: pytest.TempPathFactory) -> S
     return Session(path, journals)
 
 
+@pytest.mark.slow
 @pytest.mark.mosquitto
 def test_the_recording_holds_every_frame_and_status_exactly(session: Session) -> None:
     capture = read_capture(session.path)
@@ -125,6 +126,7 @@ def test_the_recording_holds_every_frame_and_status_exactly(session: Session) ->
     assert 1.8 < capture.records[-1].t_us / 1e6 < 4.0  # 2.0 s of signal, at real time
 
 
+@pytest.mark.slow
 @pytest.mark.mosquitto
 def test_replay_into_another_broker_reproduces_every_message_in_order(session: Session, tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path / "other")
@@ -144,6 +146,7 @@ def test_replay_into_another_broker_reproduces_every_message_in_order(session: S
     assert (summary.torn_records, summary.stopped, summary.max_lateness_ms) == (0, False, 0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.mosquitto
 @pytest.mark.parametrize("speed", [1.0, 10.0])
 def test_replay_keeps_the_original_timing(
@@ -423,6 +426,7 @@ def test_record_cli_stops_after_n_messages_and_prints_a_summary(mosquitto: Mosqu
         client.loop_stop()
 
 
+@pytest.mark.slow
 @pytest.mark.mosquitto
 def test_record_cli_stops_cleanly_on_ctrl_c_with_a_summary(mosquitto: Mosquitto, tmp_path: Path) -> None:
     base = f"sigint-{secrets.token_hex(3)}"

@@ -60,6 +60,7 @@ def _paho(proxy: FaultProxy, client_id: str) -> Iterator[_Paho]:
         p.client.loop_stop()
 
 
+@pytest.mark.slow
 def test_a_firmware_node_delivers_every_frame_through_loss_and_cuts(mosquitto: Mosquitto, tmp_path: Path) -> None:
     """20 % of the node's PUBLISHes are lost and the link is cut every second: QoS 1 with DUP resends on the
     kept session gets every frame through, byte-identical, and each loss is exactly the one the seed decided."""
@@ -183,6 +184,7 @@ def _hung_up(sock: socket.socket) -> bool:
         return True
 
 
+@pytest.mark.slow
 def test_close_with_live_connections_stops_the_proxy_promptly(mosquitto: Mosquitto) -> None:
     proxy = FaultProxy("127.0.0.1", mosquitto.port, NetFaults(delay_ms=50))
     proxy.start()

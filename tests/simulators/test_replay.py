@@ -43,6 +43,7 @@ def test_nice_scale_is_the_smallest_1_2_5_step_that_fits_int16() -> None:
     assert nice_scale(0.0) == 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("speed", "rows"), [(1.0, 300), (10.0, 1500)])
 def test_frames_arrive_with_the_recorded_gaps_divided_by_the_speed(
     mosquitto: Mosquitto, tmp_path: Path, speed: float, rows: int
@@ -115,6 +116,7 @@ def test_micropython_nodes_send_the_same_bytes_as_cpython_nodes(mosquitto: Mosqu
     assert payloads["micropython"] == payloads["cpython"]
 
 
+@pytest.mark.slow
 def test_a_rebooted_node_continues_its_sequence_and_skips_what_was_due_while_down(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
