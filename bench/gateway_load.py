@@ -116,7 +116,7 @@ WARMUP_PER_EXTRA_PROCESS_S = 16.0  # a gateway of k sees ~1/k of each stream; th
 # stream's node time more evenly over the gateways, so need no more)
 MAX_EXTRA_WARMUP_S = 32.0  # node time the warm-up may add, 8 s at a time, until every gateway scores every stream
 EXTRA_WARMUP_ROUND_S = 8.0
-MOSQUITTO_MAX_QUEUED = 100_000  # tests/support/servers.py: beyond it mosquitto drops QoS 1 messages silently
+MOSQUITTO_MAX_QUEUED = 100_000  # bench/harness/servers.py: beyond it mosquitto drops QoS 1 messages silently
 BASE = np.array([0.03, 0.04, 1.3, 0.1, 79.0, 26.0, 230.0, 32.0])  # SKAB-like channel levels (skab_like.py)
 SWING = np.array([0.005, 0.005, 0.3, 0.05, 1.0, 0.5, 5.0, 2.0])
 SCALES = tuple(float(np.float32(s)) for s in (BASE + 4 * SWING) / 30_000)  # int16 counts -> units
