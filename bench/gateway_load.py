@@ -9,7 +9,7 @@ process sensors sampled at 100 Hz, 50 samples (0.5 s) per frame, scored at a 1 s
 spans two frames. ``--samples-per-frame 10 --rate-hz 10`` is the worst case for scoring: 1 s frames of 10
 samples, one model step per frame, the most model work per sample stored.
 
-Throwaway mosquitto and influxd processes (tests/support/servers.py) serve every configuration; each one has its
+Throwaway mosquitto and influxd processes (bench/harness/servers.py) serve every configuration; each one has its
 own site and a fresh database. Configurations, measured one after the other:
 
 - baseline: the least a subscriber can do. paho-mqtt QoS 1 with acknowledgement on receipt, decode, flatten to
@@ -75,7 +75,6 @@ import math
 import os
 import re
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -96,6 +95,7 @@ import numpy.typing as npt
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from bench.harness.servers import InfluxDB, Mosquitto, ServerMissing, find_binary, free_port
 from edgegen.gateway.protocol import Encoding, Frame, data_filter, data_topic, decode, encode, parse_topic
 from edgegen.gateway.protocol.frame import MAX_SAMPLES
 from edgegen.gateway.storage.lineprotocol import chunks, encode_records
@@ -116,7 +116,7 @@ WARMUP_PER_EXTRA_PROCESS_S = 16.0  # a gateway of k sees ~1/k of each stream; th
 # stream's node time more evenly over the gateways, so need no more)
 MAX_EXTRA_WARMUP_S = 32.0  # node time the warm-up may add, 8 s at a time, until every gateway scores every stream
 EXTRA_WARMUP_ROUND_S = 8.0
-MOSQUITTO_MAX_QUEUED = 100_000  # tests/support/servers.py: beyond it mosquitto drops QoS 1 messages silently
+MOSQUITTO_MAX_QUEUED = 100_000  # bench/harness/servers.py: beyond it mosquitto drops QoS 1 messages silently
 BASE = np.array([0.03, 0.04, 1.3, 0.1, 79.0, 26.0, 230.0, 32.0])  # SKAB-like channel levels (skab_like.py)
 SWING = np.array([0.005, 0.005, 0.3, 0.05, 1.0, 0.5, 5.0, 2.0])
 SCALES = tuple(float(np.float32(s)) for s in (BASE + 4 * SWING) / 30_000)  # int16 counts -> units
@@ -909,11 +909,12 @@ SETUPS = (
 )
 
 
-def _binary(name: str) -> str | None:
-    """As tests/support/servers.find_binary looks, without pytest's skip."""
-    return shutil.which(name) or next(
-        (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None
-    )
+def _installed(name: str) -> bool:
+    try:
+        find_binary(name)
+    except ServerMissing:
+        return False
+    return True
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -1021,7 +1022,7 @@ def main() -> None:
         args.nodes, args.frames_per_node, args.latency_s = 100, 10, 3
     workload = _workload(parser, args)
     setups = [s for name in args.setups.split(",") for s in SETUPS if s.name == name]
-    missing = [name for name in ("mosquitto", "influxd") if _binary(name) is None]
+    missing = [name for name in ("mosquitto", "influxd") if not _installed(name)]
     if missing:
         print(f"skipped: {' and '.join(missing)} not installed (the README's test command installs them)")
         return
@@ -1033,8 +1034,6 @@ def main() -> None:
     )
     if args.nodes * frames_per_client >= MOSQUITTO_MAX_QUEUED:
         parser.error(f"nodes x frames ({args.nodes * frames_per_client}) must stay below {MOSQUITTO_MAX_QUEUED}")
-
-    from tests.support.servers import InfluxDB, Mosquitto, free_port
 
     workdir = args.workdir / time.strftime("%Y%m%d-%H%M%S")
     mosquitto = Mosquitto(workdir / "mosquitto")

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.harness.collector import Collector
+from bench.harness.recordings import jittered
+from bench.harness.servers import Mosquitto
 from edgegen.simulators.replay.run import replay
-from tests.simulators.test_replay import _jittered
-from tests.support.collector import Collector
-from tests.support.servers import Mosquitto
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
         try:
             for run in range(args.runs):
                 for speed, rows in ((1.0, 300), (10.0, 1500)):
-                    rec = _jittered(rows, 20_000, 8_000)
+                    rec = jittered(rows, 20_000, 8_000)
                     site = f"bench{run}x{int(speed)}"
                     topic = f"edgegen/v1/{site}/node-1/data/x"
                     with Collector(broker.url, topic, f"c-{site}") as sub:

@@ -1,14 +1,31 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.servers import InfluxDB, Mosquitto
+from tests.support.shared_data import HAVE_TENSORFLOW, REQUIRE_TRAIN_ENV, SHARED_DATA
 
 _databases = itertools.count()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``train``: skip without TensorFlow (fail under TESTS_REQUIRE_TRAIN=1); ``data(NAME, ...)``: skip, naming
+    what is missing, without ../shared/data/NAME. Before any fixture runs: module fixtures train and load."""
+    if item.get_closest_marker("train") is not None and not HAVE_TENSORFLOW:
+        message = "needs the train extra (tensorflow-cpu): pip install -e '.[train]'"
+        if os.environ.get(REQUIRE_TRAIN_ENV) == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    for marker in item.iter_markers("data"):
+        for name in marker.args:
+            if not (SHARED_DATA / name).exists():
+                pytest.skip(f"../shared/data/{name} is not present (looked in {SHARED_DATA})")
 
 
 @pytest.fixture(scope="session")

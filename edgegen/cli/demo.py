@@ -111,6 +111,7 @@ def _print_summary(console: Console, report: DemoReport, dead_letters: Path) -> 
         f"{report.false_alarms} of {report.clean_rows} scored rows ({share:.0%}, see the report's notes)"
     )
     console.print(f"report: {report.report} (main figure: {report.screenshot})")
+    console.print(f"the gateway's /metrics, /readyz and /nodes were served at {report.operator_url}")
     if report.complete:
         console.print(f"[green]all values stored exactly once[/green] in {report.seconds:.1f} s")
     else:

@@ -56,3 +56,9 @@ class EvaluationError(ModelsError):
 
 class OutputError(ModelsError):
     """Generated series cannot be written as asked: a shape or a name no output format can carry."""
+
+
+class NonFiniteError(ModelsError):
+    """A computation gave NaN or infinity: an input row that is not finite or beyond float32 (the network's
+    precision), a forecast the network could not make finite, or an overflow. Nothing is returned for the call,
+    and a scoring stream keeps the state it had before it."""

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import lfilter
 
+from edgegen.models.blas import matmul
 from edgegen.models.data.series import Series
 from edgegen.simulators.errors import SimulationSpecError
 
@@ -160,7 +161,9 @@ def vibration(
     phase = 2 * np.pi * p.shaft_hz * t[:, None] * order + rng.uniform(0, 2 * np.pi, 3)
     amps = np.asarray(p.harmonics_g, dtype=np.float64)
     y_gain = np.array([1.0, 0.7, 0.7])  # unbalance whirls in a circle; misalignment and looseness are directional
-    values = np.column_stack([np.cos(phase) @ amps, np.sin(phase + rng.uniform(0, 0.5, 3)) @ (amps * y_gain)])
+    x = matmul(np.cos(phase), amps)
+    y = matmul(np.sin(phase + rng.uniform(0, 0.5, 3)), amps * y_gain)
+    values = np.column_stack([x, y])
     values += rng.normal(0.0, p.noise_g, values.shape)
     geometry = {k: float(v) for k, v in asdict(p.bearing).items()}
     meta = _meta("vibration", rate_hz, seed, shaft_hz=p.shaft_hz, **geometry, **asdict(freqs))

@@ -9,15 +9,17 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 import edgegen
 from tests.support.pipeline import node_settings, publish_frames
-from tests.support.servers import InfluxDB, Mosquitto
+from tests.support.servers import InfluxDB, Mosquitto, free_port
 
 EDGEGEN = [sys.executable, "-m", "edgegen.cli"]
+DEFAULT_OPERATOR_PORT = 9108  # the gateway's http_port default, which a running gateway holds
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -40,6 +42,15 @@ def _run(
     )
 
 
+def _metric(port: int, name: str) -> float:
+    """A counter from the gateway's /metrics (0 before its first increment)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
+
+
 def test_version(tmp_path: Path) -> None:
     result = _run("--version", cwd=tmp_path)
     assert (result.returncode, result.stdout) == (0, f"edgegen {edgegen.__version__}\n")
@@ -51,6 +62,7 @@ def test_the_installed_console_script_is_edgegen(tmp_path: Path) -> None:
     assert (result.returncode, result.stdout) == (0, f"edgegen {edgegen.__version__}\n")
 
 
+@pytest.mark.slow
 def test_help_lists_the_subcommands(tmp_path: Path) -> None:
     result = _run("--help", cwd=tmp_path)
     assert result.returncode == 0
@@ -58,6 +70,7 @@ def test_help_lists_the_subcommands(tmp_path: Path) -> None:
         assert command in result.stdout
 
 
+@pytest.mark.slow
 def test_bad_configuration_exits_2_naming_the_key(tmp_path: Path) -> None:
     result = _run("gateway", "run", cwd=tmp_path, env={"EDGEGEN_MQTT__URL": "tcp://x"})
     assert result.returncode == 2
@@ -68,6 +81,7 @@ def test_bad_configuration_exits_2_naming_the_key(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.e2e
 def test_demo_runs_with_no_servers_scores_the_streams_and_writes_its_report(tmp_path: Path) -> None:
     result = _run("demo", "--nodes", "2", "--steps", "300", "--speed", "120", "--faults", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -81,6 +95,8 @@ def test_demo_runs_with_no_servers_scores_the_streams_and_writes_its_report(tmp_
     clean = re.search(r"flags away from faults: \d+ of (\d+) scored rows", out)
     assert clean is not None and 0 < int(clean[1]) < 2 * 59, out  # rows near the injected faults are set apart
     assert "report: edgegen-demo/report.html (main figure: edgegen-demo/report.png)" in out
+    served = re.search(r"/nodes were served at http://127\.0\.0\.1:(\d+)$", out, re.MULTILINE)
+    assert served is not None and int(served[1]) != DEFAULT_OPERATOR_PORT, out  # a free port: 9108 may be taken
     demo = tmp_path / "edgegen-demo"
     with sqlite3.connect(demo / "demo.sqlite") as conn:
         assert conn.execute("SELECT count(*) FROM points").fetchone() == (4950,)
@@ -96,15 +112,17 @@ def test_demo_runs_with_no_servers_scores_the_streams_and_writes_its_report(tmp_
 
 
 @pytest.mark.mosquitto
+@pytest.mark.e2e
 def test_gateway_run_stores_node_run_frames_and_drains_on_sigterm(mosquitto: Mosquitto, tmp_path: Path) -> None:
     db = tmp_path / "gw.sqlite"
+    port = free_port()
     gateway_proc = subprocess.Popen(
         [*EDGEGEN, "gateway", "run", "--broker", mosquitto.url, "--sqlite", str(db), "--log-level", "INFO"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=_env(EDGEGEN_MQTT__CLIENT_ID="gw-cli", EDGEGEN_MQTT__SITE="cli"),
+        env=_env(EDGEGEN_MQTT__CLIENT_ID="gw-cli", EDGEGEN_MQTT__SITE="cli", EDGEGEN_GATEWAY__HTTP_PORT=str(port)),
     )
     try:
         deadline = time.monotonic() + 30
@@ -138,7 +156,10 @@ def test_gateway_run_stores_node_run_frames_and_drains_on_sigterm(mosquitto: Mos
         assert node.stdout.startswith(f"press-4: 12 frames, 600 values to {mosquitto.url} in ")
         sent = publish_frames(mosquitto.url, node_settings("cli", 1), 3, 1_000_000)
         assert len(sent["node-0"]) == 3
-        time.sleep(1.0)
+        deadline = time.monotonic() + 60  # every frame spooled (acknowledged) before SIGTERM: the drain stores it
+        while _metric(port, "edgegen_frames_acked_total") < 12 + 3:
+            assert time.monotonic() < deadline, "the gateway did not take all 15 frames within 60 s"
+            time.sleep(0.05)
     finally:
         gateway_proc.send_signal(signal.SIGTERM)
         out, _ = gateway_proc.communicate(timeout=60)
@@ -151,7 +172,9 @@ def test_gateway_run_stores_node_run_frames_and_drains_on_sigterm(mosquitto: Mos
 
 @pytest.mark.mosquitto
 @pytest.mark.influxdb
+@pytest.mark.e2e
 def test_demo_switches_to_real_servers(mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path) -> None:
+    port = free_port()
     result = _run(
         "demo",
         "--broker",
@@ -165,7 +188,7 @@ def test_demo_switches_to_real_servers(mosquitto: Mosquitto, influxdb: InfluxDB,
         "--speed",
         "150",
         cwd=tmp_path,
-        env={"EDGEGEN_STORAGE__DATABASE": "demo_cli"},
+        env={"EDGEGEN_STORAGE__DATABASE": "demo_cli", "EDGEGEN_GATEWAY__HTTP_PORT": str(port)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     words = " ".join(result.stdout.split())  # rich wraps the title to the table's width
@@ -175,5 +198,6 @@ def test_demo_switches_to_real_servers(mosquitto: Mosquitto, influxdb: InfluxDB,
     # scores read back with the node's timestamps line up with the injected faults: some rows are near them
     clean = re.search(r"flags away from faults: \d+ of (\d+) scored rows", words)
     assert clean is not None and 0 < int(clean[1]) < 59, words
+    assert f"/nodes were served at http://127.0.0.1:{port}" in words  # the configured port, kept
     page = (tmp_path / "edgegen-demo" / "report.html").read_text()  # read back from InfluxDB
     assert "<td>node-1</td><td>30</td><td>30</td><td>2400</td><td>2400</td><td>59</td>" in page

@@ -22,7 +22,7 @@ from edgegen.simulators.faults import malformed_messages
 from tests.support.pipeline import GatewayThread, checksum, node_settings, publish_frames, sample_lines
 from tests.support.servers import InfluxDB, Mosquitto
 
-pytestmark = [pytest.mark.mosquitto]
+pytestmark = [pytest.mark.mosquitto, pytest.mark.e2e]
 
 N_NODES = 5
 FRAMES = 40
@@ -36,7 +36,7 @@ def _settings(mosquitto: Mosquitto, site: str, state_dir: Path, **storage: Any) 
         {
             "mqtt": {"url": mosquitto.url, "client_id": f"gw-{site}", "site": site},
             "storage": storage,
-            "gateway": {"state_dir": str(state_dir), "flush_interval_s": 0.05},
+            "gateway": {"state_dir": str(state_dir), "flush_interval_s": 0.05, "http_port": 0},  # 0: a free port
         }
     )
 

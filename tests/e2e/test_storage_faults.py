@@ -16,7 +16,7 @@ from edgegen.gateway.storage.influx1 import Influx1Storage
 from tests.support.pipeline import GatewayThread, checksum, node_settings, publish_frames, sample_lines
 from tests.support.servers import InfluxDB, Mosquitto
 
-pytestmark = [pytest.mark.mosquitto, pytest.mark.influxdb]
+pytestmark = [pytest.mark.mosquitto, pytest.mark.influxdb, pytest.mark.e2e]
 
 WEEK_US = 7 * 24 * 3600 * 1_000_000
 
@@ -26,7 +26,7 @@ def _settings(mosquitto: Mosquitto, influxdb: InfluxDB, site: str, state_dir: Pa
         {
             "mqtt": {"url": mosquitto.url, "client_id": f"gw-{site}", "site": site},
             "storage": {"kind": "influx1", "influx_url": influxdb.url, "database": "faults", "timeout_s": 1.0},
-            "gateway": {"state_dir": str(state_dir), "flush_interval_s": 0.05},
+            "gateway": {"state_dir": str(state_dir), "flush_interval_s": 0.05, "http_port": 0},  # 0: a free port
         }
     )
 

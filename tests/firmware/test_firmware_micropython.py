@@ -84,6 +84,7 @@ def test_test_signal_is_bit_identical_on_micropython_and_cpython(checks: dict[st
     assert max(abs(v) for _, window in ours for v in window) <= 20400
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["armv6m", "armv7emsp", "xtensawin"])  # RP2040, STM32/Cortex-M4F, ESP32
 def test_every_firmware_module_compiles_with_mpy_cross(tmp_path: Path, arch: str) -> None:
     """mpy-cross refuses CPython-only syntax; every module a board gets must pass it, viper code included."""

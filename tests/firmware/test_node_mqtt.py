@@ -46,6 +46,7 @@ def test_every_frame_arrives_once_in_order(mosquitto: Mosquitto, tmp_path: Path)
     assert not any(m.dup for m in got)
 
 
+@pytest.mark.slow
 def test_broker_restart_while_publishing_leaves_no_sequence_gap(tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path / "broker", persistence=True)
     broker.start()
@@ -61,7 +62,7 @@ def test_broker_restart_while_publishing_leaves_no_sequence_gap(tmp_path: Path) 
             out, err = node.communicate(timeout=120)
             assert node.returncode == 0, err
             stats = json.loads(out.strip().splitlines()[-1])
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60
             while set(_seqs(sub.on(topic))) != set(range(120)) and time.monotonic() < deadline:
                 time.sleep(0.1)
         seqs = _seqs(sub.on(topic))
@@ -134,6 +135,7 @@ def test_a_full_outbox_drops_the_oldest_and_counts(tmp_path: Path) -> None:
     assert (stats["depth"], stats["dropped"]) == (8, 12)
 
 
+@pytest.mark.slow
 def test_last_will_says_offline_after_the_keepalive(tmp_path: Path) -> None:
     """R5: the node freezes with its socket open (SIGSTOP: no FIN, no more pings); the broker gives up on it and
     publishes its retained will. MQTT asks the broker to act after 1.5 keepalives; mosquitto 2.0.11 files a
@@ -153,7 +155,7 @@ def test_last_will_says_offline_after_the_keepalive(tmp_path: Path) -> None:
                 assert json.loads(sub.on(status)[0].payload)["state"] == "online"
                 node.send_signal(signal.SIGSTOP)
                 frozen = time.monotonic()
-                sub.wait_for(status, 2, timeout_s=15)
+                sub.wait_for(status, 2, timeout_s=30)
                 elapsed = time.monotonic() - frozen
             finally:
                 node.send_signal(signal.SIGKILL)
@@ -161,7 +163,7 @@ def test_last_will_says_offline_after_the_keepalive(tmp_path: Path) -> None:
     finally:
         broker.stop()
     assert json.loads(sub.on(status)[-1].payload)["state"] == "offline"
-    assert 1.0 <= elapsed <= 2 * 1.5 * keepalive + 3.0, elapsed  # not at once: the socket stayed open
+    assert 1.0 <= elapsed <= 2 * 1.5 * keepalive + 6.0, elapsed  # not at once: the socket stayed open
 
 
 def test_wrong_password_is_refused_and_frames_stay_in_the_outbox(tmp_path: Path) -> None:
@@ -198,6 +200,7 @@ def test_the_whole_node_path_allocates_nothing_per_window(mosquitto: Mosquitto, 
     assert result["acked"] == 930
 
 
+@pytest.mark.slow
 def test_tls_with_the_right_ca_delivers_and_a_wrong_ca_is_refused(tmp_path: Path) -> None:
     """R6 (certificates): the node verifies the broker against its configured CA; a broker signed by another
     CA is refused, and the frames wait in the outbox."""
@@ -222,6 +225,7 @@ def test_tls_with_the_right_ca_delivers_and_a_wrong_ca_is_refused(tmp_path: Path
     assert (accepted["acked"], accepted["depth"], accepted["first_seq"]) == (5, 0, [3])
 
 
+@pytest.mark.slow
 def test_a_reconnecting_node_drains_its_backlog_at_the_configured_rate(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:

@@ -53,6 +53,7 @@ def test_the_test_models_cover_every_supported_op() -> None:
         assert _ops((MODELS / f"{name}.tflite").read_bytes()) == expected, name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "path", [MODELS / f"{name}.tflite" for name in sorted(OP_MODELS)] + SHIPPED, ids=lambda p: p.stem
 )

@@ -77,6 +77,7 @@ def test_non_finite_field_and_empty_point_are_refused() -> None:
         lp.line(Point("m", (), (), 0))
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(

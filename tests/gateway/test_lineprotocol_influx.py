@@ -110,6 +110,7 @@ def point_sets(draw: st.DrawFn) -> list[Point]:
     return result
 
 
+@pytest.mark.slow
 @pytest.mark.influxdb
 @given(point_sets())
 @example([Point('m#",= \\x', (("#t", '#v",= '), ('k"', "a\\\\b")), (("#f", -0.0), ('f" =,', 5e-324)), 1)])

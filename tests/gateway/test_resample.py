@@ -230,6 +230,7 @@ def _run(
     return stamps, rows.tobytes(), restarts_at, (r.late_samples, r.filled_bins, r.restarts)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(stream=streams())
 def test_any_chunking_gives_exactly_what_one_push_gives(

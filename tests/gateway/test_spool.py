@@ -361,6 +361,7 @@ damages = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(damage=damages)
 @example(damage=("overwrite", [(27, bytes(20) + b"\x05")]))  # schema format 5: "unsupported file format"
@@ -695,6 +696,7 @@ def test_a_damaged_wal_loses_whole_transactions_from_the_damage_on(
         spool.close()
 
 
+@pytest.mark.slow
 def test_a_locked_file_is_reported_not_quarantined(tmp_path: Path) -> None:
     """Only damage moves a spool aside: a lock (another process, a full disk) leaves the file where it is."""
     path = tmp_path / "spool.sqlite"

@@ -1,4 +1,5 @@
-"""The InfluxDB 2.x/3.x backend's requests, checked against a scripted HTTP server.
+"""What only the InfluxDB 2.x/3.x backend does, against a scripted HTTP server (the behaviour every backend shares
+is in test_storage_contract.py): the exact request it sends, and how it classifies each answer.
 
 No 2.x/3.x server can be installed here (Debian ships 1.6.7), so what we verify is exactly what this thin layer
 over influxdb-client sends, and how it classifies each answer.
@@ -14,7 +15,6 @@ import pytest
 from edgegen.gateway.storage import StorageError, StorageRejected, StorageUnavailable
 from edgegen.gateway.storage.influx2 import Influx2Storage
 from tests.support.scripted_http import Reply, Request, ScriptedHttpServer
-from tests.support.servers import free_port
 from tests.support.storage_records import record
 
 
@@ -72,16 +72,3 @@ def test_statuses_are_classified(reply: Reply, error: type[StorageError], retry_
         assert isinstance(outcome, StorageRejected)
         assert outcome.status == reply.status
         assert reply.body.split('"')[3] in str(outcome)
-
-
-def test_refused_connection_is_unavailable() -> None:
-    async def go() -> None:
-        storage = Influx2Storage(f"http://127.0.0.1:{free_port()}", "acme", "plant", "t", timeout_s=2)
-        await storage.open()
-        try:
-            await storage.write([record()])
-        finally:
-            await storage.close()
-
-    with pytest.raises(StorageUnavailable):
-        asyncio.run(go())

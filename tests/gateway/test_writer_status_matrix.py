@@ -11,6 +11,7 @@ import json
 import random
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -101,12 +102,27 @@ def make_writer(
     )
 
 
+StopWhen = Callable[[Run], bool]
+WRITE_DEADLINE_S = 60.0  # a write that should have returned long before: the test fails instead of hanging
+
+
+async def _stop_when(condition: StopWhen, run: Run, stop: asyncio.Event) -> None:
+    """Set ``stop`` once ``condition(run)`` holds: an event the writer reached, never a guess at how long it takes
+    (a busy machine stretches every step). After a generous deadline ``stop`` is set anyway and the test's
+    assertions say what did not happen. Polled: the writer has no event for these states (a metric moved)."""
+    deadline = time.monotonic() + WRITE_DEADLINE_S / 2
+    while not condition(run) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+    stop.set()
+
+
 async def _write(
     server: ScriptedHttpServer,
     records: list[Record],
     *,
     timeout_s: float = 5.0,
-    stop_after_s: float | None = None,
+    stop_when: StopWhen | None = None,
+    stopped: bool = False,
     registry: CollectorRegistry | None = None,
     backoff_base_s: float = 0.001,
     backoff_cap_s: float = 30.0,
@@ -118,27 +134,38 @@ async def _write(
     run = Run(server.requests, writer, dead=dead)
     writer.on_alert = lambda message: run.alerts.append((message, writer.auth_failing))
     stop = asyncio.Event()
-    if stop_after_s == 0:
+    if stopped:
         stop.set()
-    elif stop_after_s is not None:
-        asyncio.get_running_loop().call_later(stop_after_s, stop.set)
+    watcher = asyncio.create_task(_stop_when(stop_when, run, stop)) if stop_when is not None else None
     started = time.monotonic()
     try:
-        run.outcome = await writer.write(records, stop)
+        run.outcome = await asyncio.wait_for(writer.write(records, stop), WRITE_DEADLINE_S)
     except Exception as exc:
         run.error = exc
     finally:
         run.elapsed_s = time.monotonic() - started
+        if watcher is not None:
+            watcher.cancel()
         await storage.close()
     return run
 
 
 def scripted(
-    replies: list[Reply], records: list[Record], *, timeout_s: float = 5.0, stop_after_s: float | None = None
+    replies: list[Reply],
+    records: list[Record],
+    *,
+    timeout_s: float = 5.0,
+    stop_when: StopWhen | None = None,
+    stopped: bool = False,
 ) -> Run:
     async def go() -> Run:
         async with ScriptedHttpServer(replies) as server:
-            return await _write(server, records, timeout_s=timeout_s, stop_after_s=stop_after_s)
+            try:
+                return await _write(server, records, timeout_s=timeout_s, stop_when=stop_when, stopped=stopped)
+            finally:  # only now may a held reply go out: the write has returned without it
+                for reply in replies:
+                    if reply.release is not None:
+                        reply.release.set()
 
     return asyncio.run(go())
 
@@ -251,7 +278,9 @@ def test_unauthorized_keeps_the_batch_alerts_once_and_succeeds_when_credentials_
 
 def test_auth_failing_flag_and_gauge_stay_up_while_credentials_are_refused() -> None:
     refused = Reply(401, influx_error("authorization failed"))
-    run = scripted([refused] * 100, batch(1), stop_after_s=0.3)
+    run = scripted(
+        [refused] * 100, batch(1), stop_when=lambda r: r.metric("retries_total", reason="unauthorized") > 0
+    )
     assert run.done.aborted
     assert run.done.stored == ()
     assert run.done.unsettled == (0,)
@@ -320,6 +349,7 @@ def test_a_single_line_still_too_large_is_dead_lettered() -> None:
 # ---- 429 / 503 / other 5xx / transport -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("status", [429, 503])
 def test_retry_after_is_honoured(status: int) -> None:
     records = batch(2)
@@ -342,9 +372,10 @@ def test_server_errors_back_off_and_retry() -> None:
     assert run.metric("attempts_total", outcome="unavailable", status_class="5xx") == 3
 
 
+@pytest.mark.slow
 def test_a_timed_out_request_is_retried() -> None:
     records = batch(1)
-    run = scripted([Reply(204, delay_s=1.0), Reply(204)], records, timeout_s=0.3)
+    run = scripted([Reply(204, release=asyncio.Event()), Reply(204)], records, timeout_s=2.0)
     assert len(run.requests) == 2
     assert run.done.stored == (0,)
     assert run.metric("attempts_total", outcome="unavailable", status_class="none") == 1
@@ -363,7 +394,7 @@ def test_refused_connections_back_off_until_the_server_is_up() -> None:
         task = asyncio.create_task(
             _write(server, records, registry=registry, backoff_base_s=0.01, backoff_cap_s=0.05)
         )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while refused() < 3:
             assert not task.done() and time.monotonic() < deadline
             await asyncio.sleep(0.01)
@@ -383,11 +414,15 @@ def test_refused_connections_back_off_until_the_server_is_up() -> None:
 # ---- stop ----------------------------------------------------------------------------------------------------
 
 
+def _waiting_to_retry(run: Run) -> bool:
+    return run.metric("retries_total", reason="throttled") > 0  # counted as the wait begins
+
+
 def test_stop_aborts_a_retry_wait_promptly_with_nothing_stored() -> None:
     records = batch(3)
-    run = scripted([Reply(503, "down", {"Retry-After": "30"})] * 5, records, stop_after_s=0.2)
+    run = scripted([Reply(503, "down", {"Retry-After": "30"})] * 5, records, stop_when=_waiting_to_retry)
     assert len(run.requests) == 1
-    assert run.elapsed_s < 1.0
+    assert run.elapsed_s < 20  # not the 30 s Retry-After
     assert run.done.aborted
     assert (run.done.stored, run.done.dead_lettered, run.done.values_stored) == ((), (), 0)
     assert run.done.unsettled == (0, 1, 2)
@@ -395,9 +430,10 @@ def test_stop_aborts_a_retry_wait_promptly_with_nothing_stored() -> None:
 
 
 def test_stop_abandons_a_request_in_flight() -> None:
-    run = scripted([Reply(204, delay_s=1.5)], batch(2), stop_after_s=0.2, timeout_s=30)
+    """The server holds its answer until the write has returned: returning at all means it gave up waiting."""
+    held = Reply(204, release=asyncio.Event())
+    run = scripted([held], batch(2), stop_when=lambda r: len(r.requests) == 1, timeout_s=30)
     assert len(run.requests) == 1
-    assert run.elapsed_s < 1.0
     assert run.done.aborted
     assert run.done.stored == ()
     assert run.metric("attempts_total", outcome="aborted", status_class="none") == 1
@@ -406,7 +442,9 @@ def test_stop_abandons_a_request_in_flight() -> None:
 def test_stop_during_a_bisection_keeps_what_was_settled() -> None:
     records = batch(4)
     conflict = Reply(400, influx_error(CONFLICT))
-    run = scripted([conflict, Reply(204), Reply(503, "down", {"Retry-After": "30"})], records, stop_after_s=0.3)
+    run = scripted(
+        [conflict, Reply(204), Reply(503, "down", {"Retry-After": "30"})], records, stop_when=_waiting_to_retry
+    )
     assert len(run.requests) == 3
     assert run.done.aborted
     assert run.done.stored == (0, 1)
@@ -414,7 +452,7 @@ def test_stop_during_a_bisection_keeps_what_was_settled() -> None:
 
 
 def test_stop_already_set_makes_no_request() -> None:
-    run = scripted([Reply(204)], batch(2), stop_after_s=0)
+    run = scripted([Reply(204)], batch(2), stopped=True)
     assert run.requests == []
     assert run.done == WriteOutcome(2, (), (), 0, 0, True)
 

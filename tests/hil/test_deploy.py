@@ -62,6 +62,7 @@ def _edgegen(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     )
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_exact_mpremote_commands(tmp_path: Path) -> None:
     config = _config(tmp_path)
     result = _edgegen("firmware", "deploy", "--port", "/dev/ttyACM0", "--config", str(config), "--dry-run")
@@ -81,6 +82,7 @@ def test_dry_run_prints_the_exact_mpremote_commands(tmp_path: Path) -> None:
     assert lines[-1] == "mpremote connect /dev/ttyACM0 reset"
 
 
+@pytest.mark.slow
 def test_bad_config_is_refused_before_anything_is_copied(tmp_path: Path) -> None:
     config = _config(tmp_path, port=0)
     result = _edgegen("firmware", "deploy", "--port", "/dev/ttyACM0", "--config", str(config), "--dry-run")
@@ -88,6 +90,7 @@ def test_bad_config_is_refused_before_anything_is_copied(tmp_path: Path) -> None
     assert result.stderr == f"error: {config}: mqtt.port: expected an integer in 1..65535, got 0\n"
 
 
+@pytest.mark.slow
 def test_mpy_compilation_for_the_board_architecture(tmp_path: Path) -> None:
     config = _config(tmp_path)
     result = _edgegen(
@@ -103,6 +106,7 @@ def test_package_json_lists_every_firmware_module() -> None:
     assert (FIRMWARE_HOME / "firmware_py" / "package.json").read_text() == package_json()
 
 
+@pytest.mark.slow
 @pytest.mark.micropython
 @pytest.mark.mosquitto
 def test_a_deployed_tree_boots_and_publishes(mosquitto: Mosquitto, tmp_path: Path) -> None:

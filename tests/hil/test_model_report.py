@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from array import array
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,11 +14,12 @@ from edgegen.hil.model_report import Confusion, calibrated_threshold, node_quant
 from edgegen.models import shipped
 from edgegen.models.data import skab
 from tests.support import contract
+from tests.support.shared_data import SHARED_DATA
 
-SKAB = Path(__file__).resolve().parents[3] / "shared" / "data" / "skab"
+SKAB = SHARED_DATA / "skab"
 
 
-@pytest.mark.skipif(not SKAB.is_dir(), reason="../shared/data/skab is not present")
+@pytest.mark.data("skab")
 @pytest.mark.parametrize(
     ("method", "f1", "far", "mar"),
     [("Conv_AE", 0.78, 13.55, 28.02), ("MSET", 0.78, 39.73, 14.13), ("LSTM_AE", 0.74, 29.96, 25.92)],

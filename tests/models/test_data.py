@@ -21,12 +21,11 @@ from edgegen.models.data import Series, skab, tables, tep
 from edgegen.models.data.windows import fingerprint, normal_runs, time_split, windows
 from edgegen.models.errors import DataError
 from tests.support.servers import InfluxDB
+from tests.support.shared_data import SHARED_DATA
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
-needs_skab = pytest.mark.skipif(not (SHARED / "skab").is_dir(), reason="../shared/data/skab is not present")
-needs_tep = pytest.mark.skipif(
-    not (SHARED / "tep-braatz").is_dir(), reason="../shared/data/tep-braatz is not present"
-)
+SHARED = SHARED_DATA
+needs_skab = pytest.mark.data("skab")
+needs_tep = pytest.mark.data("tep-braatz")
 
 
 @needs_skab

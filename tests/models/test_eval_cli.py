@@ -4,7 +4,6 @@ TensorFlow."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.support.shared_data import SHARED_DATA
+
+DATA = SHARED_DATA
 EDGEGEN = str(Path(sys.executable).with_name("edgegen"))
-pytestmark = [
-    pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs the train extra"),
-]
+pytestmark = [pytest.mark.train, pytest.mark.slow]
 
 
 def _run(*args: str) -> str:
@@ -26,7 +25,7 @@ def _run(*args: str) -> str:
     return done.stdout
 
 
-@pytest.mark.skipif(not (DATA / "skab").is_dir(), reason="../shared/data/skab is not here")
+@pytest.mark.data("skab")
 def test_eval_skab_prints_ours_beside_the_published(tmp_path: Path) -> None:
     out = _run("eval", "skab", "--data", str(DATA / "skab"), "--limit", "3", "--steps", "100",
                "--json", str(tmp_path / "skab.json"))  # fmt: skip
@@ -38,7 +37,7 @@ def test_eval_skab_prints_ours_beside_the_published(tmp_path: Path) -> None:
     assert 0.0 <= scores["f1"] <= 1.0 and set(doc["coverage"]) == {"0.80", "0.95"}
 
 
-@pytest.mark.skipif(not (DATA / "timegan-stock").is_dir(), reason="../shared/data/timegan-stock is not here")
+@pytest.mark.data("timegan-stock")
 def test_eval_timegan_prints_both_scores(tmp_path: Path) -> None:
     json_out = str(tmp_path / "tg.json")
     out = _run("eval", "timegan", "--data", str(DATA / "timegan-stock"), "--runs", "2", "--steps", "50",

@@ -4,25 +4,16 @@ train extra (tensorflow-cpu); the argument checks need neither."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
-from pathlib import Path
 
 import pytest
 
 from edgegen.models.errors import EvaluationError
 from edgegen.models.eval import tep as tep_eval
 from edgegen.models.generative.detector import DetectorParams
+from tests.support.shared_data import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tep-braatz"
-HAVE_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
-if not HAVE_TENSORFLOW and os.environ.get("TESTS_REQUIRE_TRAIN") == "1":
-    raise RuntimeError("TESTS_REQUIRE_TRAIN=1 but TensorFlow is missing: pip install -e '.[train]'")
-needs_data_and_tf = pytest.mark.skipif(
-    not (HAVE_TENSORFLOW and (DATA / "d00.dat").is_file()),
-    reason="needs the train extra (tensorflow-cpu) and ../shared/data/tep-braatz",
-)
+DATA = SHARED_DATA / "tep-braatz"
 TINY = DetectorParams(alpha=0.01, steps=50)
 
 
@@ -42,7 +33,9 @@ def test_fault_selection_is_checked(faults: tuple[int, ...]) -> None:
         tep_eval.detection(DATA, TINY, faults=faults)
 
 
-@needs_data_and_tf
+@pytest.mark.train
+@pytest.mark.slow
+@pytest.mark.data("tep-braatz/d00.dat")
 def test_detection_counts_and_rates(detected: tep_eval.TepDetection) -> None:
     assert [row.fault for row in detected.faults] == [1, 3]
     assert [row.name for row in detected.faults] == ["IDV(1)", "IDV(3)"]
@@ -55,14 +48,18 @@ def test_detection_counts_and_rates(detected: tep_eval.TepDetection) -> None:
     assert 0.0 <= detected.far_normal_test <= 1.0 and 0.0 <= detected.far_pooled <= 1.0
 
 
-@needs_data_and_tf
+@pytest.mark.train
+@pytest.mark.slow
+@pytest.mark.data("tep-braatz/d00.dat")
 def test_step_fault_idv1_is_detected(detected: tep_eval.TepDetection) -> None:
     idv1 = detected.faults[0]
     assert idv1.detection_rate > 0.9
     assert idv1.detection_at_oracle > 0.9
 
 
-@needs_data_and_tf
+@pytest.mark.train
+@pytest.mark.slow
+@pytest.mark.data("tep-braatz/d00.dat")
 @pytest.mark.xfail(
     strict=True,
     reason="measured FAR on d00_te is far above alpha (~0.7-0.8 at alpha 0.01): the detector's calibration on "
@@ -72,7 +69,9 @@ def test_normal_test_run_false_alarms_near_alpha(detected: tep_eval.TepDetection
     assert detected.far_normal_test < 0.1
 
 
-@needs_data_and_tf
+@pytest.mark.train
+@pytest.mark.slow
+@pytest.mark.data("tep-braatz/d00.dat")
 def test_tstr_one_recall_per_fault(tstr_result: tep_eval.TepTstr) -> None:
     r = tstr_result
     assert r.classes == ("normal", "IDV(1)", "IDV(2)")

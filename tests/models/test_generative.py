@@ -5,7 +5,6 @@ extra (tensorflow-cpu)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,16 +18,13 @@ import numpy.typing as npt
 import pandas as pd
 import pytest
 
+from edgegen.models.blas import matmul
 from edgegen.models.errors import ArtifactError, EvaluationError
 from edgegen.models.generative import calibration
 from edgegen.models.generative.spec import GenSpec
 from tests.support import skab_like
 from tests.support.servers import InfluxDB
 
-HAVE_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
-if not HAVE_TENSORFLOW and os.environ.get("TESTS_REQUIRE_TRAIN") == "1":
-    raise RuntimeError("TESTS_REQUIRE_TRAIN=1 but TensorFlow is missing: pip install -e '.[train]'")
-needs_tf = pytest.mark.skipif(not HAVE_TENSORFLOW, reason="training needs the train extra (tensorflow-cpu)")
 EDGEGEN = str(Path(sys.executable).with_name("edgegen"))
 F64 = npt.NDArray[np.float64]
 
@@ -38,7 +34,7 @@ def ar_process(n: int, channels: int, seed: int) -> F64:
     rng = np.random.default_rng(seed)
     mix = np.eye(channels) + 0.5 * np.ones((channels, channels)) / channels
     x = np.zeros((n, channels))
-    noise = rng.standard_normal((n, channels)) @ mix.T * 0.3
+    noise = matmul(rng.standard_normal((n, channels)), mix.T) * 0.3
     for t in range(1, n):
         x[t] = 0.8 * x[t - 1] + noise[t]
     phase = np.sin(2 * np.pi * np.arange(n) / 50.0)[:, None]
@@ -57,10 +53,10 @@ def test_conformal_factor_is_the_ranked_ratio() -> None:
 
 def test_whitener_gives_identity_second_moment() -> None:
     rng = np.random.default_rng(3)
-    e = rng.standard_normal((5000, 3)) @ np.array([[2.0, 0, 0], [1.0, 1.0, 0], [0, 0, 0.5]]).T + 0.7
+    e = matmul(rng.standard_normal((5000, 3)), np.array([[2.0, 0, 0], [1.0, 1.0, 0], [0, 0, 0.5]]).T) + 0.7
     w = calibration.whitener(e, shrink=0.0)
-    white = e @ w.T
-    np.testing.assert_allclose(white.T @ white / len(white), np.eye(3), atol=1e-9)
+    white = matmul(e, w.T)
+    np.testing.assert_allclose(matmul(white.T, white) / len(white), np.eye(3), atol=1e-9)
 
 
 def test_tail_level_of_exponential_scores() -> None:
@@ -99,7 +95,8 @@ def detector_and_series() -> tuple[object, F64]:
     return det, series
 
 
-@needs_tf
+@pytest.mark.train
+@pytest.mark.slow
 def test_batch_and_streaming_scores_are_identical(detector_and_series: tuple[object, F64]) -> None:
     from edgegen.models.generative.detector import Detector
 
@@ -117,7 +114,8 @@ def test_batch_and_streaming_scores_are_identical(detector_and_series: tuple[obj
     assert batch.flag.sum() > 0 and batch.flag.sum() < len(part)  # the comparison covers both flag values
 
 
-@needs_tf
+@pytest.mark.train
+@pytest.mark.slow
 def test_scoring_in_chunks_of_any_size_equals_batch(detector_and_series: tuple[object, F64]) -> None:
     """The gateway feeds each stream whatever rows a batch of frames brought: the chunking must not matter."""
     from edgegen.models.generative.detector import Detector
@@ -139,7 +137,8 @@ def test_scoring_in_chunks_of_any_size_equals_batch(detector_and_series: tuple[o
     assert start == len(part)
 
 
-@needs_tf
+@pytest.mark.train
+@pytest.mark.slow
 def test_flags_hold_the_false_alarm_rate_and_catch_faults(detector_and_series: tuple[object, F64]) -> None:
     det, series = detector_and_series
     out = det.score(series)  # type: ignore[attr-defined]
@@ -154,7 +153,8 @@ def test_flags_hold_the_false_alarm_rate_and_catch_faults(detector_and_series: t
     assert float(out.score[normal].mean()) < float(out.score[4010:4300].mean())
 
 
-@needs_tf
+@pytest.mark.train
+@pytest.mark.slow
 def test_intervals_cover_at_nominal_levels(detector_and_series: tuple[object, F64]) -> None:
     det, series = detector_and_series
     clean = series[1500:3900]
@@ -169,7 +169,8 @@ def test_intervals_cover_at_nominal_levels(detector_and_series: tuple[object, F6
         assert abs(covered - level) <= 0.05, (level, covered)
 
 
-@needs_tf
+@pytest.mark.train
+@pytest.mark.slow
 def test_anomaly_forecast_leads_the_flag(detector_and_series: tuple[object, F64]) -> None:
     det, series = detector_and_series
     ramp = series[2000:2300].copy()
@@ -204,7 +205,8 @@ def conditional(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@needs_tf
+@pytest.mark.train
+@pytest.mark.slow
 def test_samples_follow_their_failure_mode(conditional: Path) -> None:
     from edgegen.models.generative.model import GenModel
     from edgegen.models.generative.sample import sample
@@ -225,7 +227,8 @@ def test_samples_follow_their_failure_mode(conditional: Path) -> None:
         sample(model, "leak", 1, 10)
 
 
-@needs_tf
+@pytest.mark.train
+@pytest.mark.slow
 def test_generate_command_writes_labelled_csv(conditional: Path, tmp_path: Path) -> None:
     out = tmp_path / "fault.csv"
     done = subprocess.run(
@@ -241,7 +244,8 @@ def test_generate_command_writes_labelled_csv(conditional: Path, tmp_path: Path)
     assert list(frame["timestamp"][:2]) == ["2026-01-01T00:00:00.000000Z", "2026-01-01T00:00:02.000000Z"]
 
 
-@needs_tf
+@pytest.mark.train
+@pytest.mark.slow
 def test_loading_refuses_another_version(conditional: Path, tmp_path: Path) -> None:
     from edgegen.models.generative.model import GenModel
 
@@ -254,7 +258,8 @@ def test_loading_refuses_another_version(conditional: Path, tmp_path: Path) -> N
         GenModel.load(target)
 
 
-@needs_tf
+@pytest.mark.train
+@pytest.mark.slow
 def test_gen_train_writes_an_unsigned_manifest_that_models_sign_and_verify_accept(tmp_path: Path) -> None:
     from edgegen.models import artifact
     from edgegen.models.errors import Unsigned
@@ -294,7 +299,8 @@ def test_gen_train_writes_an_unsigned_manifest_that_models_sign_and_verify_accep
     assert signed.load(out, artifact.load_public(public)).manifest == manifest
 
 
-@needs_tf
+@pytest.mark.train
+@pytest.mark.slow
 def test_detect_command_on_a_csv(tmp_path: Path) -> None:
     values = ar_process(8000, 2, seed=9)
     values[5000:5200] += np.array([2.0, -2.0])
@@ -316,7 +322,8 @@ def test_detect_command_on_a_csv(tmp_path: Path) -> None:
     assert frame["flag"][1300:4950].mean() <= 0.05
 
 
-@needs_tf
+@pytest.mark.train
+@pytest.mark.slow
 @pytest.mark.influxdb
 def test_generate_command_writes_influxdb_and_parquet(
     conditional: Path, tmp_path: Path, influxdb: InfluxDB, influx_database: str
@@ -382,7 +389,8 @@ def test_tail_survival_matches_scipy(shape: float) -> None:
     np.testing.assert_allclose(tail.survival(scores), expected, rtol=1e-12, atol=1e-300)
 
 
-@needs_tf
+@pytest.mark.train
+@pytest.mark.slow
 def test_generate_continues_a_context_and_names_missing_columns(conditional: Path, tmp_path: Path) -> None:
     stamps = pd.date_range("2026-03-01", periods=30, freq="2s")
     ctx = tmp_path / "ctx.csv"

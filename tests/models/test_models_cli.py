@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from edgegen.models import shipped
 from tests.support import skab_like
 
@@ -19,6 +21,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*EDGEGEN, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.mark.slow
 def test_keygen_sign_verify_and_a_tampered_manifest(tmp_path: Path) -> None:
     shutil.copytree(SHIPPED / "skab", tmp_path / "skab")
     assert _run("models", "keygen", "--out", str(tmp_path / "keys")).returncode == 0
@@ -43,6 +46,7 @@ def test_keygen_sign_verify_and_a_tampered_manifest(tmp_path: Path) -> None:
     assert tampered.returncode == 1 and "bad signature by key" in tampered.stderr
 
 
+@pytest.mark.slow
 def test_the_shipped_artifacts_verify_with_the_shipped_key() -> None:
     manifests = sorted(str(p) for p in (SHIPPED / "skab").glob("*.manifest.json"))
     done = _run("models", "verify", *manifests, "--pubkey", str(SHIPPED / "edgegen-dev.pub"))
@@ -50,6 +54,7 @@ def test_the_shipped_artifacts_verify_with_the_shipped_key() -> None:
     assert len(done.stdout.splitlines()) == 9
 
 
+@pytest.mark.slow
 def test_train_without_tensorflow_says_how_to_get_it(tmp_path: Path) -> None:
     data = skab_like.write(tmp_path / "skab")
     shadow = tmp_path / "shadow"  # a `tensorflow` that cannot be imported, as without the train extra

@@ -20,9 +20,10 @@ from edgegen.models.eval.skab_metrics import (
     reference_changepoint_methods,
     reference_methods,
 )
+from tests.support.shared_data import SHARED_DATA
 
-SKAB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "skab"
-needs_skab = pytest.mark.skipif(not (SKAB / "reference_predictions").is_dir(), reason=f"{SKAB} is absent")
+SKAB = SHARED_DATA / "skab"
+needs_skab = pytest.mark.data("skab/reference_predictions")
 S = 1_000_000  # µs per second
 
 

@@ -4,24 +4,16 @@ real data, and bad shapes raise the typed error. Iteration counts are cut to kee
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from edgegen.models.errors import EvaluationError, ModelsError
+from edgegen.models.eval import timegan_metrics as tm
+from tests.support.shared_data import SHARED_DATA
 
-HAVE_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
-if not HAVE_TENSORFLOW and os.environ.get("TESTS_REQUIRE_TRAIN") == "1":
-    raise RuntimeError("TESTS_REQUIRE_TRAIN=1 but TensorFlow is missing: pip install -e '.[train]'")
-pytestmark = pytest.mark.skipif(not HAVE_TENSORFLOW, reason="needs the train extra (tensorflow-cpu)")
-
-STOCK = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "timegan-stock" / "stock_data.csv"
-needs_stock = pytest.mark.skipif(not STOCK.is_file(), reason=f"TimeGAN Stocks data absent: {STOCK}")
-
-from edgegen.models.eval import timegan_metrics as tm  # noqa: E402  (after the skip marks: the module itself needs no TF)
+pytestmark = [pytest.mark.train, pytest.mark.slow]
+STOCK = SHARED_DATA / "timegan-stock" / "stock_data.csv"
+needs_stock = pytest.mark.data("timegan-stock/stock_data.csv")
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,7 @@ contract; the report measures what the node sends. Needs the train extra (tensor
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +16,7 @@ from edgegen.models import artifact
 from edgegen.models.task import skab_task
 from tests.support import contract, skab_like
 
-HAVE_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
-if not HAVE_TENSORFLOW and os.environ.get("TESTS_REQUIRE_TRAIN") == "1":
-    raise RuntimeError("TESTS_REQUIRE_TRAIN=1 but TensorFlow is missing: pip install -e '.[train]'")
-pytestmark = pytest.mark.skipif(not HAVE_TENSORFLOW, reason="training needs the train extra (tensorflow-cpu)")
+pytestmark = [pytest.mark.train, pytest.mark.slow]
 EDGEGEN = str(Path(sys.executable).with_name("edgegen"))
 
 

@@ -6,6 +6,7 @@ import contextlib
 from array import array
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +31,7 @@ def test_binary_round_trip(frame: Frame) -> None:
     assert decode(encode(frame)) == frame
 
 
+@pytest.mark.slow
 @given(frames(finite=True))
 def test_json_round_trip(frame: Frame) -> None:
     assert from_json(to_json(frame)) == frame
@@ -99,6 +101,7 @@ def test_firmware_encoder_on_cpython_matches_the_reference(frame: Frame) -> None
     assert bytes(encoder.encode(frame.seq, frame.t0_us, samples, frame.flags)) == encode(frame)
 
 
+@pytest.mark.slow
 @given(frames())
 def test_firmware_decoder_on_cpython_reads_reference_frames(frame: Frame) -> None:
     fields = fw.decode(encode(frame))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from edgegen.simulators.demo.readback import NodeOutputs
 from edgegen.simulators.demo.report import Event, RareFailure, ReportData, evaluate, write_report
@@ -54,6 +55,7 @@ def test_no_scores_means_nothing_detected() -> None:
     assert (det.detected, det.scored_rows, len(det.outcomes)) == (0, 0, 1)
 
 
+@pytest.mark.slow
 def test_report_is_one_html_file_with_every_figure_and_the_summary(tmp_path: Path) -> None:
     ts = pd.Index(np.arange(60, dtype=np.int64) * S, name="ts_us")
     samples = pd.DataFrame({"c0": np.sin(np.arange(60) / 5), "c1": np.cos(np.arange(60) / 5)}, index=ts)

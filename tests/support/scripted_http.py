@@ -19,7 +19,8 @@ class Reply:
     status: int = 204
     body: str = ""
     headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0  # answer this late (a stalled server: client timeouts, stop during a request)
+    delay_s: float = 0.0  # answer this late
+    release: asyncio.Event | None = None  # answer only once this is set: a server stalled until the test says
 
 
 @dataclass
@@ -49,6 +50,8 @@ class ScriptedHttpServer:
         reply = self._replies.popleft() if self._replies else Reply(500, "script exhausted")
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
+        if reply.release is not None:
+            await reply.release.wait()
         return web.Response(status=reply.status, text=reply.body or None, headers=reply.headers)
 
     async def __aenter__(self) -> Self:

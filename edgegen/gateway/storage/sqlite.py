@@ -2,18 +2,22 @@
 
 One row per stored value, keyed like an InfluxDB point (measurement, tags, timestamp) plus the field, so a repeated
 write replaces instead of duplicating. All SQLite calls run on one worker thread that owns the connection.
+Errors map as InfluxDB's do: a file that cannot be opened or written now (locked, disk full, a directory in the
+way) is :class:`StorageUnavailable`, a file that is not an SQLite database :class:`StorageRejected`, and a derived
+value InfluxDB could not take either (NaN, infinity) :class:`LineProtocolError`, before anything is written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from edgegen.gateway.storage.errors import StorageRejected, StorageUnavailable
+from edgegen.gateway.storage.errors import LineProtocolError, StorageRejected, StorageUnavailable
 from edgegen.gateway.storage.records import Derived, Writable, points
 
 SCHEMA = """
@@ -53,14 +57,28 @@ class SqliteStorage:
 
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgegen-sqlite")
-        await self._run(self._open_sync)
+        try:
+            await self._run(self._open_sync)
+        except BaseException:  # the daemon retries open(): leave no worker thread behind
+            await self.close()
+            raise
 
     def _open_sync(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes; WAL keeps it consistent
-        conn.executescript(SCHEMA)
+        conn: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes; WAL keeps it consistent
+            conn.executescript(SCHEMA)
+        except (OSError, sqlite3.OperationalError) as exc:
+            if conn is not None:
+                conn.close()
+            raise StorageUnavailable(f"SQLite at {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
+            raise StorageRejected(f"SQLite at {self.path}: {exc}") from exc
         self._conn = conn
 
     async def write(self, records: Sequence[Writable]) -> int:
@@ -72,7 +90,7 @@ class SqliteStorage:
             for name, value in p.fields
         ]
         derived = [
-            (p.measurement, ",".join(f"{k}={v}" for k, v in p.tags), p.ts_us, name, value)
+            (p.measurement, ",".join(f"{k}={v}" for k, v in p.tags), p.ts_us, name, _finite(value))
             for r in records
             if isinstance(r, Derived)
             for p in r.points
@@ -120,3 +138,10 @@ class SqliteStorage:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _finite(value: float) -> float:
+    """A derived value, refused as InfluxDB refuses it when it is not finite (SQLite would store NULL)."""
+    if not math.isfinite(value):
+        raise LineProtocolError(f"non-finite field value {value!r}")
+    return value

@@ -11,6 +11,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
+from edgegen.models.blas import matmul
+
 F64 = npt.NDArray[np.float64]
 LEVELS = (0.8, 0.95)
 
@@ -40,7 +42,7 @@ def whitener(residuals: F64, shrink: float = 0.1) -> F64:
     c = residuals.shape[1]
     if len(residuals) < c + 2:
         return np.eye(c)
-    moment = residuals.T @ residuals / len(residuals)
+    moment = matmul(residuals.T, residuals) / len(residuals)
     diag = np.diag(np.diag(moment))
     moment = (1 - shrink) * moment + shrink * diag + 1e-9 * np.eye(c)
     return np.asarray(np.linalg.inv(np.linalg.cholesky(moment)), dtype=np.float64)

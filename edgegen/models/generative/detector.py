@@ -17,6 +17,13 @@ Per step t (scaled values z_t):
 
 Every quantity at step t depends only on rows <= t and fixed parameters, and every array operation works row
 by row, so ``score`` on a whole series and ``Stream.push`` row by row give identical floats.
+
+Non-finite numbers: a weight of 0 leaves its term out (an infinite term times 0 must not make NaN). Every
+output (raw, smoothed, score, p_anomaly, mean, lower, upper) is finite, or the call raises ``NonFiniteError``
+and returns nothing: an input row that is not finite or that scales beyond float32 (the network's precision), a
+forecast the network could not make finite, an overflow. A ``Stream`` that raised keeps the state it had before
+the call, so later rows score as if the refused ones never came. BLAS floating-point flags are not errors
+(edgegen.models.blas); results are checked instead.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from functools import cache
 import numpy as np
 import numpy.typing as npt
 
-from edgegen.models.errors import EvaluationError
+from edgegen.models.blas import matmul
+from edgegen.models.errors import EvaluationError, NonFiniteError
 from edgegen.models.generative import calibration
 from edgegen.models.generative.model import GenModel, one_step_residuals, train
 from edgegen.models.generative.runtime import Forecast
@@ -88,7 +96,7 @@ class Detector:
         rng = np.random.default_rng(self.params.seed + 17)
         eps = rng.standard_normal((self.params.draws, len(self.model.spec.channels)))
         factor = np.asarray(self.model.noise.get("normal", np.eye(eps.shape[1])), dtype=np.float64)
-        self.draws = eps @ factor.T
+        self.draws = matmul(eps, factor.T)
 
     @staticmethod
     def fit(
@@ -151,14 +159,18 @@ class Detector:
     # -- the per-row pieces, shared by batch and streaming -------------------------------------------------
 
     def raw(self, z: F64, mean: npt.NDArray[np.float32], scale: npt.NDArray[np.float32]) -> F64:
-        """r_t from each row and the one-step forecast made for it."""
-        c = z.shape[1]
-        surprise = _whiten((z - mean.astype(np.float64)) / scale.astype(np.float64), self.step_whiten)
-        novelty = _whiten((z - self.start_mean) / self.start_scale, self.start_whiten)
-        w = self.params.surprise_weight
-        # log1p: a model that is briefly overconfident out of sample gives a large surprise, not an unbounded one
-        tamed = c * np.log1p(_sum_squares(surprise) / c)
-        return np.asarray((w * tamed + self.params.novelty_weight * self._novelty(novelty)) / c, dtype=np.float64)
+        """r_t from each row and the one-step forecast made for it. A term whose weight is 0 is not computed:
+        it is absent, whatever it would have been (0 x inf is NaN)."""
+        n, c = z.shape
+        total = np.zeros(n)
+        if self.params.surprise_weight:
+            surprise = _whiten((z - mean.astype(np.float64)) / scale.astype(np.float64), self.step_whiten)
+            # log1p: a model briefly overconfident out of sample gives a large surprise, not an unbounded one
+            total += self.params.surprise_weight * (c * np.log1p(_sum_squares(surprise) / c))
+        if self.params.novelty_weight:
+            novelty = _whiten((z - self.start_mean) / self.start_scale, self.start_whiten)
+            total += self.params.novelty_weight * self._novelty(novelty)
+        return np.asarray(total / c, dtype=np.float64)
 
     def _novelty(self, white: F64) -> F64:
         if self.params.combine == "max":
@@ -194,10 +206,12 @@ class Detector:
         c = mu.shape[2]
         a = self.params.smoothing
         x = mu[:, None, :, :] + sd[:, None, :, :] * self.draws[None, :, None, :]  # (n, draws, H, C)
-        novelty = _whiten((x - self.start_mean) / self.start_scale, self.start_whiten)
         typical_surprise = c * math.log(2.0)  # the tamed surprise of a step that is exactly as expected
-        nw = self.params.novelty_weight
-        r = (nw * self._novelty(novelty) + self.params.surprise_weight * typical_surprise) / c
+        r = np.full(x.shape[:-1], self.params.surprise_weight * typical_surprise)
+        if self.params.novelty_weight:  # 0: absent, not 0 x the novelty (NaN where that is infinite)
+            novelty = _whiten((x - self.start_mean) / self.start_scale, self.start_whiten)
+            r = self.params.novelty_weight * self._novelty(novelty) + r
+        r = r / c
         s = np.repeat(smoothed[:, None], x.shape[1], axis=1)
         hit = np.zeros(s.shape, dtype=bool)
         for h in range(x.shape[2]):
@@ -215,13 +229,25 @@ class Detector:
             out[j] = log_widen[j] + self.params.adapt * (miss - (1.0 - level))
         return out
 
+    def _scaled(self, values: F64) -> F64:
+        """The rows scaled for the network; NonFiniteError for a value not finite or scaled beyond float32."""
+        rows = np.asarray(values, dtype=np.float64).reshape(-1, len(self.model.spec.channels))
+        z = self.model.scaler.forward(rows)
+        bad = ~(np.abs(z) <= F32_MAX)  # NaN compares false
+        if bad.any():
+            row, col = (int(i) for i in np.argwhere(bad)[0])
+            value = float(rows[row, col])
+            what = "is not finite" if not math.isfinite(value) else "scales beyond float32"
+            raise NonFiniteError(f"row {row}, channel {self.model.spec.channels[col]}: {value!r} {what}")
+        return z
+
     # -- batch ---------------------------------------------------------------------------------------------
 
     def score(self, values: F64) -> Scores:
         """Score a whole series (its first row is the first the detector sees)."""
-        z = self.model.scaler.forward(np.asarray(values, dtype=np.float64))
+        z = self._scaled(values)
         n = len(z)
-        f = self.model.forecast(z, np.arange(n + 1, dtype=np.int64))
+        f = _finite_forecast(self.model.forecast(z, np.arange(n + 1, dtype=np.int64)), -1)
         raw = self.raw(z, f.mean[:n, 0, :], f.scale[:n, 0, :])
         smoothed = smooth(raw, self.params.smoothing)
         abs_z = np.abs(z - f.mean[:n, 0, :].astype(np.float64)) / f.scale[:n, 0, :].astype(np.float64)
@@ -232,7 +258,7 @@ class Detector:
             widen[t] = np.exp(state)
         score, p, centre, lower, upper = self.outputs(smoothed, f.mean[1:], f.scale[1:], widen)
         flag = (smoothed > self.tail.level).astype(np.int8)
-        return Scores(raw, smoothed, score, flag, p, centre, lower, upper)
+        return _finite(Scores(raw, smoothed, score, flag, p, centre, lower, upper))
 
     def stream(self) -> Stream:
         return Stream(self)
@@ -267,16 +293,18 @@ class Stream:
         """The scaled rows and the network inputs for the forecast made after each of them."""
         d = self.d
         spec = d.model.spec
-        z = d.model.scaler.forward(np.asarray(rows, dtype=np.float64).reshape(-1, len(spec.channels)))
+        z = d._scaled(rows)
         series = np.concatenate([self._history, z])
         ends = np.arange(len(self._history) + 1, len(series) + 1, dtype=np.int64)
         ctx, mask = contexts(spec, series, ends)
         return z, Batch(ctx, mask, one_hot(np.zeros(len(ends), dtype=np.int64), len(spec.classes)))
 
     def consume(self, z: F64, f: Forecast) -> Scores:
-        """Scores for the rows ``batch`` prepared, given the network's forecasts for that batch."""
+        """Scores for the rows ``batch`` prepared, given the network's forecasts for that batch. The stream's
+        state moves on only once every output is known to be finite (else NonFiniteError, state unchanged)."""
         d = self.d
         n = len(z)
+        _finite_forecast(f, 0)
         mean1 = np.concatenate([self._mean, f.mean[:-1, 0, :]])  # the one-step forecast each row is judged by
         scale1 = np.concatenate([self._scale, f.scale[:-1, 0, :]])
         raw = d.raw(z, mean1, scale1)
@@ -285,19 +313,20 @@ class Stream:
         for t in range(n):
             value = float(raw[t]) if value is None else _ewma_step(value, float(raw[t]), d.params.smoothing)
             smoothed[t] = value
-        self._smoothed = value
         abs_z = np.abs(z - mean1.astype(np.float64)) / scale1.astype(np.float64)
         widen = np.empty((n, len(calibration.LEVELS)))
         state = self._log_widen
         for t in range(n):
             state = d.adapt(state, abs_z[t])
             widen[t] = np.exp(state)
+        score, p, centre, lower, upper = d.outputs(smoothed, f.mean, f.scale, widen)
+        flag = (smoothed > d.tail.level).astype(np.int8)
+        scores = _finite(Scores(raw, smoothed, score, flag, p, centre, lower, upper))
+        self._smoothed = value
         self._log_widen = state
         self._history = np.concatenate([self._history, z])[-d.model.spec.context :]
         self._mean, self._scale = f.mean[-1:, 0, :], f.scale[-1:, 0, :]
-        score, p, centre, lower, upper = d.outputs(smoothed, f.mean, f.scale, widen)
-        flag = (smoothed > d.tail.level).astype(np.int8)
-        return Scores(raw, smoothed, score, flag, p, centre, lower, upper)
+        return scores
 
     def push_many(self, rows: F64) -> Scores:
         z, batch = self.batch(rows)
@@ -308,6 +337,30 @@ class Stream:
 
 
 BLOCK = 8
+F32_MAX = float(np.finfo(np.float32).max)
+OUTPUTS = ("raw", "smoothed", "score", "p_anomaly", "mean", "lower", "upper")
+
+
+def _finite_forecast(f: Forecast, first: int) -> Forecast:
+    """The network's forecasts, the first made after row ``first`` of the call (-1: before any), or
+    NonFiniteError before any arithmetic on them (inf - inf would warn)."""
+    for name in ("mean", "scale"):
+        values = getattr(f, name)
+        bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1)
+        if bad.any():
+            row = first + int(np.argmax(bad))
+            raise NonFiniteError(f"the network's forecast {name} after row {row} is not finite")
+    return f
+
+
+def _finite(scores: Scores) -> Scores:
+    """``scores``, or NonFiniteError naming the first output and row that is not finite."""
+    for name in OUTPUTS:
+        values = getattr(scores, name)
+        bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1)
+        if bad.any():
+            raise NonFiniteError(f"{name} is not finite at row {int(np.argmax(bad))}")
+    return scores
 
 
 def _blocked_matmul(x: F64, m: F64) -> F64:
@@ -318,7 +371,7 @@ def _blocked_matmul(x: F64, m: F64) -> F64:
     pad = (-len(rows)) % BLOCK
     if pad:
         rows = np.concatenate([rows, np.zeros((pad, rows.shape[1]))])
-    out = np.matmul(rows.reshape(-1, BLOCK, rows.shape[1]), m).reshape(-1, m.shape[1])
+    out = matmul(rows.reshape(-1, BLOCK, rows.shape[1]), m).reshape(-1, m.shape[1])
     return np.asarray(out[: len(out) - pad] if pad else out, dtype=np.float64).reshape(*lead, m.shape[1])
 
 

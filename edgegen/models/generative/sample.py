@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from edgegen.models.blas import matmul
 from edgegen.models.errors import EvaluationError
 from edgegen.models.generative.model import GenModel
 from edgegen.models.generative.windows import Batch, one_hot
@@ -52,7 +53,7 @@ def sample(
         if mixture:
             pick = rng.choice(len(mixture["weights"]), size=n, p=np.asarray(mixture["weights"]))
             eps = rng.standard_normal((n, c, 1))
-            first = np.asarray(mixture["means"])[pick] + (np.asarray(mixture["factors"])[pick] @ eps)[..., 0]
+            first = np.asarray(mixture["means"])[pick] + matmul(np.asarray(mixture["factors"])[pick], eps)[..., 0]
             window[:, -1] = first.astype(np.float32)
             visible = 1
             begin = 1
@@ -65,7 +66,7 @@ def sample(
         if visible:
             mask[:, span - visible :] = 1.0
         f = model.network(Batch(window.reshape(n, span * c), mask, cond))
-        eps = rng.standard_normal((n, c)) @ factor.T * temperature
+        eps = matmul(rng.standard_normal((n, c)), factor.T) * temperature
         step = np.clip(f.mean[:, 0, :] + f.scale[:, 0, :] * np.clip(eps, -CLIP, CLIP), -STATE_LIMIT, STATE_LIMIT)
         out[:, t] = step
         window = np.concatenate([window[:, 1:], step[:, None, :].astype(np.float32)], axis=1)

@@ -65,6 +65,7 @@ class DemoReport:
     speed: float = 1.0
     false_alarms: int = 0  # flags on scored rows away from every injected fault
     clean_rows: int = 0
+    operator_url: str = ""  # where the gateway served /metrics, /readyz and /nodes during the run
 
     @property
     def complete(self) -> bool:
@@ -82,6 +83,14 @@ async def _broker(settings: Settings, embedded: bool) -> AsyncIterator[Settings]
     async with EmbeddedBroker() as broker:
         mqtt = settings.mqtt.model_copy(update={"url": broker.url, "protocol": "3.1.1"})  # amqtt: MQTT 3.1.1 only
         yield settings.model_copy(update={"mqtt": mqtt})
+
+
+def _with_operator_port(settings: Settings) -> Settings:
+    """A free port for the gateway's operator endpoints unless one was configured: a gateway already running on
+    the default port (9108) must not stop the demo."""
+    if "http_port" in settings.gateway.model_fields_set:
+        return settings
+    return settings.model_copy(update={"gateway": settings.gateway.model_copy(update={"http_port": 0})})
 
 
 def _with_scoring(settings: Settings, warmup: int) -> Settings:
@@ -115,8 +124,9 @@ async def run_demo(
     started = time.monotonic()
     start_us = (time.time_ns() // 1000 // 1_000_000) * 1_000_000  # whole seconds: model steps align with frames
     streams = await asyncio.to_thread(demo_data.demo_streams, nodes, steps, warmup, start_us, seed, data, faults)
-    settings = _with_scoring(settings, warmup)
+    settings = _with_operator_port(_with_scoring(settings, warmup))
     injected = 0
+    operator_url = ""
     async with _broker(settings, embedded_broker) as live:
         settings = live
         gateway = Gateway(settings)
@@ -124,6 +134,8 @@ async def run_demo(
         gateway_task = asyncio.create_task(gateway.run(stop))
         try:
             await _wait_connected(gateway, gateway_task, settings.mqtt.timeout_s)
+            assert gateway.operator is not None  # started before the gateway connects
+            operator_url = gateway.operator.url  # the port bound, which may have been picked
             with tempfile.TemporaryDirectory(prefix="edgegen-demo-nodes-") as state_root:
                 summary = await asyncio.to_thread(
                     replay,
@@ -168,6 +180,7 @@ async def run_demo(
         speed=speed,
         false_alarms=sum(d.false_alarms for d in detections.values()),
         clean_rows=sum(d.clean_rows for d in detections.values()),
+        operator_url=operator_url,
     )
     for node, (frames, values) in zip(node_ids, sent, strict=True):
         node_traffic = traffic.get((site, node))

@@ -32,7 +32,7 @@ RUNTIMES = ("cpython", "micropython")
 INT16_MAX = 32767
 LEAD_US = 1_000_000  # the first window is due this long after start: time for every node to connect
 DRAIN_MS = 30_000
-SCRIPT = Path(__file__).with_name("mp") / "replay_node.py"
+SCRIPT = Path(__file__).resolve().parent.parent / "mp" / "replay_node.py"  # edgegen/simulators/mp
 
 
 class ReplayError(SimulatorError):
