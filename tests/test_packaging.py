@@ -89,6 +89,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
+@pytest.mark.slow
 def test_the_wheel_installs_exactly_one_top_level_package(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/", 1)[0] for n in names}

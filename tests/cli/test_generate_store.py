@@ -22,6 +22,8 @@ import pytest
 from tests.support.scripted_http import Reply, Request, ScriptedHttpServer
 from tests.support.servers import InfluxDB
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]  # the command in a process of its own, per test
+
 GENERATE = [sys.executable, "-m", "edgegen.cli", "generate", "--model", "skab", "--mode", "valve1", "--seed", "5"]
 SERIES = ["synthetic-skab-valve1-5-0", "synthetic-skab-valve1-5-1"]
 LABELS = "failure_mode=valve1,generator=edgegen-gen/1,model=skab"

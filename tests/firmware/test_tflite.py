@@ -35,9 +35,9 @@ OP_MODELS = {
 N_INPUTS = 1000
 ARTIFACTS = shipped.artifacts()
 SHIPPED = [  # the node models shipped in edgegen/models/artifacts (their manifests say which are for nodes)
-    p.parent / contract.manifest(p).file.name
+    p.parent / contract.any_manifest(p).file.name
     for p in sorted(ARTIFACTS.rglob("*.manifest.json"))
-    if contract.is_node(contract.manifest(p))
+    if contract.is_node(contract.any_manifest(p))
 ]
 
 

@@ -382,6 +382,8 @@ def test_the_shipped_model_needs_the_shipped_key(tmp_path: Path, keys: Keys) -> 
         _engine(SKAB, public_key=tmp_path / "nothing.pub")
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_gateway_exits_2_naming_the_reason_for_an_unsigned_model(tmp_path: Path, keys: Keys) -> None:
     model = _signed_copy(tmp_path, keys)
     signed.manifest_path(model).with_suffix(".sig").unlink()

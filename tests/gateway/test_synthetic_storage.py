@@ -150,6 +150,7 @@ def test_credentials_refused_end_the_write_at_once() -> None:
     assert stored.gave_up.startswith("storage refuses the credentials: HTTP 401")
 
 
+@pytest.mark.slow
 def test_an_unavailable_server_is_retried_until_the_deadline() -> None:
     async def go() -> tuple[list[Request], SyntheticStored]:
         async with ScriptedHttpServer([CREATED, Reply(503, "overloaded"), Reply(500, "boom")]) as server:

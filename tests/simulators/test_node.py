@@ -107,6 +107,7 @@ def test_a_frame_too_large_for_the_firmware_outbox_is_refused_naming_the_window(
         VirtualNode(_settings("big", channels=8, window=5000), "mqtt://127.0.0.1:1")
 
 
+@pytest.mark.slow
 @pytest.mark.mosquitto
 def test_node_run_on_ctrl_c_delivers_what_it_sampled_and_says_so(mosquitto: Mosquitto, tmp_path: Path) -> None:
     data, _ = _topics("ctrlc")
@@ -136,6 +137,7 @@ def test_node_run_on_ctrl_c_delivers_what_it_sampled_and_says_so(mosquitto: Mosq
     assert [decode(m.payload).seq for m in got] == list(range(frames))
 
 
+@pytest.mark.slow
 @pytest.mark.mosquitto
 def test_node_run_with_a_state_dir_continues_its_sequence_numbers(mosquitto: Mosquitto, tmp_path: Path) -> None:
     data, _ = _topics("flash")
