@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import native
 from tests.support.servers import InfluxDB, Mosquitto
 from tests.support.shared_data import HAVE_TENSORFLOW, REQUIRE_TRAIN_ENV, SHARED_DATA
 
@@ -15,13 +16,16 @@ _databases = itertools.count()
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """``train``: skip without TensorFlow (fail under TESTS_REQUIRE_TRAIN=1); ``data(NAME, ...)``: skip, naming
-    what is missing, without ../shared/data/NAME. Before any fixture runs: module fixtures train and load."""
+    """``train``: skip without TensorFlow (fail under TESTS_REQUIRE_TRAIN=1); ``micropython``: skip without the
+    unix port (fail under TESTS_REQUIRE_NATIVE=1); ``data(NAME, ...)``: skip, naming what is missing, without
+    ../shared/data/NAME. Before any fixture runs: module fixtures train and load."""
     if item.get_closest_marker("train") is not None and not HAVE_TENSORFLOW:
         message = "needs the train extra (tensorflow-cpu): pip install -e '.[train]'"
         if os.environ.get(REQUIRE_TRAIN_ENV) == "1":
             pytest.fail(message)
         pytest.skip(message)
+    if item.get_closest_marker("micropython") is not None:
+        native.micropython_binary()  # skips (or fails where required) without the unix port
     for marker in item.iter_markers("data"):
         for name in marker.args:
             if not (SHARED_DATA / name).exists():

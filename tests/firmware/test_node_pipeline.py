@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-from tflite_micro.python.tflite_micro import runtime
 
 from edgegen.gateway.protocol import Encoding, Flag, MessageType, decode
 from edgegen.hil.model_report import node_quantize
 from edgegen.models import shipped
-from tests.support import contract
+from tests.support import contract, native
 from tests.support.collector import Collector
 from tests.support.firmware_node import node_config, run_node
 from tests.support.servers import Mosquitto
@@ -63,7 +62,7 @@ def test_embedding_frames_carry_the_models_output(mosquitto: Mosquitto, tmp_path
     assert [f.seq for f in got] == list(range(2 * WINDOWS))  # one sequence for both kinds, embedding first
     assert len(embeddings) == len(samples) == WINDOWS
 
-    interpreter = runtime.Interpreter.from_bytes(model.read_bytes())
+    interpreter = native.tflite_micro().Interpreter.from_bytes(model.read_bytes())
     detail = interpreter.get_input_details(0)
     s_in, zp_in = (
         detail["quantization_parameters"]["scales"][0],

