@@ -19,7 +19,7 @@ import numpy as np
 from bench.harness.collector import Collector
 from bench.harness.recordings import jittered
 from bench.harness.servers import Mosquitto
-from edgegen.simulators.replay.run import replay
+from edgegen.simulators.replay.run import ReplayOptions, replay
 
 
 def main() -> None:
@@ -37,16 +37,8 @@ def main() -> None:
                     topic = f"edgegen/v1/{site}/node-1/data/x"
                     with Collector(broker.url, topic, f"c-{site}") as sub:
                         started = time.monotonic()
-                        replay(
-                            [rec],
-                            broker.url,
-                            nodes=1,
-                            speed=speed,
-                            window=5,
-                            site=site,
-                            stream="x",
-                            state_root=Path(tmp) / site,
-                        )
+                        options = ReplayOptions(nodes=1, speed=speed, window=5, site=site, stream="x")
+                        replay([rec], broker.url, options, state_root=Path(tmp) / site)
                         got = sub.wait_for(topic, rows // 5)
                     expected = np.diff(rec.timestamps_us[::5]) / speed / 1e6
                     error_ms = np.abs(np.diff([m.at for m in got]) - expected) * 1e3

@@ -49,7 +49,7 @@ def demo(
 ) -> None:
     """Embedded broker, gateway with the generative model, and virtual nodes replaying pump data with injected
     faults; no servers needed. Ends with a summary and an HTML report."""
-    from edgegen.simulators.demo.run import WINDOW, run_demo
+    from edgegen.simulators.demo.run import WINDOW, DemoPlan, run_demo
 
     given = flags(
         **{
@@ -70,21 +70,18 @@ def demo(
     windows = nodes * (steps // WINDOW)
     with exit_on(OSError), progress_bar(console) as bar:
         task = bar.add_task("frames published", total=windows)
-        report = asyncio.run(
-            run_demo(
-                settings,
-                out_dir=data_dir,
-                nodes=nodes,
-                steps=steps,
-                speed=speed,
-                faults=faults,
-                embedded_broker=broker is None,
-                inject_malformed=malformed,
-                data=data,
-                seed=seed,
-                progress=lambda n: bar.update(task, completed=n),
-            )
+        plan = DemoPlan(
+            nodes=nodes,
+            steps=steps,
+            speed=speed,
+            faults=faults,
+            embedded_broker=broker is None,
+            inject_malformed=malformed,
+            data=data,
+            seed=seed,
         )
+        advanced = lambda n: bar.update(task, completed=n)  # noqa: E731 - the bar's callback, named for the line
+        report = asyncio.run(run_demo(settings, plan, out_dir=data_dir, progress=advanced))
     _print_summary(console, report, settings.gateway.state_dir)
     if not report.complete:
         raise typer.Exit(1)

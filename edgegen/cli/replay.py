@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,6 +13,10 @@ from rich.table import Table
 
 from edgegen.cli.common import BrokerOption, ConfigOption, LogLevelOption, exit_on, flags, progress_bar
 from edgegen.cli.settings import settings_or_exit
+
+if TYPE_CHECKING:  # the simulators are imported when the command runs
+    from edgegen.models.data.series import Series
+    from edgegen.simulators.replay.run import ReplayOptions, ReplaySummary
 
 COUNTS = (  # NodeResult field, column title: per node and in total
     ("frames", "frames"),
@@ -78,41 +82,56 @@ def replay_command(
         raise typer.BadParameter("give a recording (DATA) or --mqtt-capture FILE", param_hint="DATA")
     from edgegen.simulators.netfaults import NetFaults
     from edgegen.simulators.replay.load import load
-    from edgegen.simulators.replay.run import replay
+    from edgegen.simulators.replay.run import ReplayOptions
 
-    stop = threading.Event()
     with exit_on(ValueError):
-        recordings = load(data, fmt)
-        if rows is not None:
-            recordings = [r.slice(0, rows) for r in recordings]
         faults = None
         if loss or delay_ms or jitter_ms or disconnect_every:
             faults = NetFaults(loss, delay_ms, jitter_ms, disconnect_every)
-        with tempfile.TemporaryDirectory(prefix="edgegen-replay-") as state, progress_bar(console) as bar:
-            total = sum(len(recordings[i % len(recordings)]) // window for i in range(nodes))
-            task = bar.add_task(f"{nodes} node(s) x{speed:g}", total=total)
-            try:
-                summary = replay(
-                    recordings,
-                    settings.mqtt.url,
-                    nodes=nodes,
-                    speed=speed,
-                    window=window,
-                    site=site,
-                    stream=stream,
-                    runtime=runtime,
-                    faults=faults,
-                    state_root=Path(state),
-                    progress=lambda n: bar.update(task, completed=n),
-                    stop=stop,
-                    keep_timestamps=keep_timestamps,
-                    reboot_every_s=reboot_every,
-                    reboot_downtime_s=reboot_downtime,
-                )
-            except KeyboardInterrupt:
-                stop.set()
-                raise typer.Exit(130) from None
-    table = Table(title=f"Replayed to {settings.mqtt.url} in {summary.seconds:.1f} s ({runtime})")
+        options = ReplayOptions(
+            nodes=nodes,
+            speed=speed,
+            window=window,
+            site=site,
+            stream=stream,
+            runtime=runtime,
+            keep_timestamps=keep_timestamps,
+            faults=faults,
+            reboot_every_s=reboot_every,
+            reboot_downtime_s=reboot_downtime,
+        )
+        recordings = load(data, fmt)
+        if rows is not None:
+            recordings = [r.slice(0, rows) for r in recordings]
+        summary = _replay(recordings, settings.mqtt.url, options, console)
+    _print_summary(console, summary, settings.mqtt.url, runtime)
+
+
+def _replay(recordings: list[Series], url: str, options: ReplayOptions, console: Console) -> ReplaySummary:
+    """Run the replay with a progress bar; Ctrl-C stops every node and exits 130."""
+    from edgegen.simulators.replay.run import replay
+
+    stop = threading.Event()
+    with tempfile.TemporaryDirectory(prefix="edgegen-replay-") as state, progress_bar(console) as bar:
+        n = len(recordings)
+        total = sum(len(recordings[i % n]) // options.window for i in range(options.nodes))
+        task = bar.add_task(f"{options.nodes} node(s) x{options.speed:g}", total=total)
+        try:
+            return replay(
+                recordings,
+                url,
+                options,
+                state_root=Path(state),
+                progress=lambda done: bar.update(task, completed=done),
+                stop=stop,
+            )
+        except KeyboardInterrupt:
+            stop.set()
+            raise typer.Exit(130) from None
+
+
+def _print_summary(console: Console, summary: ReplaySummary, url: str, runtime: str) -> None:
+    table = Table(title=f"Replayed to {url} in {summary.seconds:.1f} s ({runtime})")
     table.add_column("node")
     table.add_column("recording")
     for _, title in COUNTS:

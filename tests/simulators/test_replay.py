@@ -13,7 +13,7 @@ from bench.harness.recordings import START_US, jittered
 from edgegen.cli import app
 from edgegen.gateway.protocol import decode
 from edgegen.models.data.series import Series
-from edgegen.simulators.replay.run import nice_scale, replay
+from edgegen.simulators.replay.run import ReplayOptions, nice_scale, replay
 from tests.support.collector import Collector, Received
 from tests.support.servers import Mosquitto
 
@@ -52,9 +52,8 @@ def test_frames_arrive_with_the_recorded_gaps_divided_by_the_speed(
     site = f"timing{int(speed)}"
     topic = f"edgegen/v1/{site}/node-1/data/x"
     with Collector(mosquitto.url, topic, f"c-{site}") as sub:
-        summary = replay(
-            [rec], mosquitto.url, nodes=1, speed=speed, window=5, site=site, stream="x", state_root=tmp_path
-        )
+        options = ReplayOptions(speed=speed, window=5, site=site, stream="x")
+        summary = replay([rec], mosquitto.url, options, state_root=tmp_path)
         got = sub.wait_for(topic, rows // 5)
     assert [n.frames for n in summary.nodes] == [rows // 5]
     frames = _frames(got)
@@ -77,9 +76,8 @@ def test_values_are_the_recording_quantized_and_nan_rows_are_skipped(mosquitto: 
     rec = Series("with-nan", rec.timestamps_us, values, rec.channels)
     topic = "edgegen/v1/nan/node-1/data/x"
     with Collector(mosquitto.url, topic, "c-nan") as sub:
-        summary = replay(
-            [rec], mosquitto.url, nodes=1, speed=0, window=10, site="nan", stream="x", state_root=tmp_path
-        )
+        options = ReplayOptions(speed=0, window=10, site="nan", stream="x")
+        summary = replay([rec], mosquitto.url, options, state_root=tmp_path)
         got = sub.wait_for(topic, 5)
     node = summary.nodes[0]
     assert (node.frames, node.samples, node.nan_rows, node.partial_rows, node.dropped) == (5, 50, 2, 1, 0)
@@ -99,18 +97,10 @@ def test_micropython_nodes_send_the_same_bytes_as_cpython_nodes(mosquitto: Mosqu
     for runtime in ("cpython", "micropython"):
         topic = f"edgegen/v1/rt-{runtime}/node-1/data/x"
         with Collector(mosquitto.url, topic, f"c-{runtime}") as sub:
-            summary = replay(
-                [rec],
-                mosquitto.url,
-                nodes=1,
-                speed=0,
-                window=10,
-                site=f"rt-{runtime}",
-                stream="x",
-                runtime=runtime,
-                start_us=START_US,
-                state_root=tmp_path / runtime,
+            options = ReplayOptions(
+                speed=0, window=10, site=f"rt-{runtime}", stream="x", runtime=runtime, start_us=START_US
             )
+            summary = replay([rec], mosquitto.url, options, state_root=tmp_path / runtime)
             payloads[runtime] = [m.payload for m in sub.wait_for(topic, 12)]
         assert summary.nodes[0].frames == 12
     assert payloads["micropython"] == payloads["cpython"]
@@ -123,18 +113,10 @@ def test_a_rebooted_node_continues_its_sequence_and_skips_what_was_due_while_dow
     rec = jittered(200, 20_000, 0, channels=1)  # 4 s at x1, a window every 100 ms
     topic = "edgegen/v1/reboot/node-1/data/x"
     with Collector(mosquitto.url, topic, "c-reboot") as sub:
-        summary = replay(
-            [rec],
-            mosquitto.url,
-            nodes=1,
-            speed=1.0,
-            window=5,
-            site="reboot",
-            stream="x",
-            state_root=tmp_path,
-            reboot_every_s=1.0,
-            reboot_downtime_s=0.5,
+        options = ReplayOptions(
+            speed=1.0, window=5, site="reboot", stream="x", reboot_every_s=1.0, reboot_downtime_s=0.5
         )
+        summary = replay([rec], mosquitto.url, options, state_root=tmp_path)
         node = summary.nodes[0]
         got = _distinct_seqs(sub, topic, node.frames)  # re-sends after a reset arrive twice: count distinct ones
     assert node.lost_to_reboot > 0

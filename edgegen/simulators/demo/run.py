@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edgegen.gateway.config import NodeSettings, Settings, StreamBinding
+from edgegen.gateway.fleet import NodeTraffic
 from edgegen.gateway.protocol import data_topic, decode
 from edgegen.gateway.service import Gateway
 from edgegen.gateway.storage import ValueCounter
@@ -30,7 +31,7 @@ from edgegen.simulators.embedded_broker import EmbeddedBroker
 from edgegen.simulators.errors import SimulatorError
 from edgegen.simulators.faults import malformed_messages
 from edgegen.simulators.node import VirtualNode
-from edgegen.simulators.replay.run import replay
+from edgegen.simulators.replay.run import ReplayOptions, replay
 
 log = logging.getLogger(__name__)
 
@@ -104,61 +105,121 @@ def _with_scoring(settings: Settings, warmup: int) -> Settings:
     return settings.model_copy(update={"analytics": analytics})
 
 
+@dataclass(frozen=True)
+class DemoPlan:
+    """What the demo replays: how many nodes, how much pump data, how fast, which faults."""
+
+    nodes: int = 3
+    steps: int = 720  # model steps (seconds of pump data) per node
+    warmup: int = 240  # steps each stream's detector calibrates on
+    speed: float = 60.0
+    window: int = WINDOW
+    faults: int = 3  # labelled sensor faults injected per node
+    embedded_broker: bool = True
+    inject_malformed: bool = True  # the faulty node: one malformed message per rejection cause
+    data: Path | None = None  # SKAB's directory: replay its anomaly-free run, compare a real failure
+    seed: int = 0
+
+
+@dataclass
+class _Delivered:
+    """What the live part of a run left behind: what each node sent, what storage took, the gateway's view."""
+
+    settings: Settings  # as the run used them (the embedded broker's URL)
+    streams: list[demo_data.DemoStream]  # with the timestamps they were stored at
+    scales: tuple[float, ...]
+    sent: dict[str, tuple[int, int]]  # node -> frames, values sent
+    values_stored: dict[tuple[str, str], int] | None  # (node, stream) -> values, where storage can count
+    traffic: dict[tuple[str, str], NodeTraffic]
+    rejects_by_cause: dict[str, int]
+    injected: int
+    operator_url: str
+
+
 async def run_demo(
-    settings: Settings,
-    *,
-    out_dir: Path,
-    nodes: int = 3,
-    steps: int = 720,
-    warmup: int = 240,
-    speed: float = 60.0,
-    window: int = WINDOW,
-    faults: int = 3,
-    embedded_broker: bool = True,
-    inject_malformed: bool = True,
-    data: Path | None = None,
-    seed: int = 0,
-    progress: Callable[[int], None] | None = None,
+    settings: Settings, plan: DemoPlan, *, out_dir: Path, progress: Callable[[int], None] | None = None
 ) -> DemoReport:
-    site = settings.node.site
+    """Run the demo: nodes replay faulty pump data through the broker into the gateway; then read everything back
+    from storage into the summary and the HTML report in ``out_dir``."""
     started = time.monotonic()
     start_us = (time.time_ns() // 1000 // 1_000_000) * 1_000_000  # whole seconds: model steps align with frames
-    streams = await asyncio.to_thread(demo_data.demo_streams, nodes, steps, warmup, start_us, seed, data, faults)
-    settings = _with_operator_port(_with_scoring(settings, warmup))
-    injected = 0
-    operator_url = ""
-    async with _broker(settings, embedded_broker) as live:
-        settings = live
-        gateway = Gateway(settings)
+    streams = await asyncio.to_thread(
+        demo_data.demo_streams, plan.nodes, plan.steps, plan.warmup, start_us, plan.seed, plan.data, plan.faults
+    )
+    run = await _deliver(_with_operator_port(_with_scoring(settings, plan.warmup)), plan, streams, progress)
+    site = settings.node.site
+    outputs = await _read_back(run.settings, site, [s.node for s in run.streams])
+    tolerance_us = 10 * demo_data.PERIOD_US
+    detections = {s.node: evaluate(s.node, outputs[s.node].scores, s.events, tolerance_us) for s in run.streams}
+    report = DemoReport(
+        broker=settings.mqtt.url if not plan.embedded_broker else "embedded amqtt",
+        storage=_describe_storage(settings),
+        seconds=time.monotonic() - started,
+        rejects_by_cause=run.rejects_by_cause,
+        injected=run.injected,
+        speed=plan.speed,
+        false_alarms=sum(d.false_alarms for d in detections.values()),
+        clean_rows=sum(d.clean_rows for d in detections.values()),
+        operator_url=run.operator_url,
+    )
+    for node, (frames, values) in run.sent.items():
+        traffic = run.traffic.get((site, node))
+        det = detections.get(node)
+        stream = STREAM if node != "faulty" else settings.node.stream
+        report.nodes.append(
+            NodeReport(
+                node=node,
+                frames_sent=frames,
+                values_sent=values,
+                frames_stored=traffic.frames_stored if traffic else 0,
+                values_stored=None if run.values_stored is None else run.values_stored.get((node, stream), 0),
+                rejects=traffic.frames_rejected if traffic else 0,
+                rows_scored=det.scored_rows if det else 0,
+                rows_flagged=det.flagged_rows if det else 0,
+                faults=len(det.outcomes) if det else 0,
+                faults_flagged=det.detected if det else 0,
+            )
+        )
+    rare = await asyncio.to_thread(demo_data.rare_failure, plan.data, plan.seed)
+    data = _report_data(report, run.streams, outputs, detections, rare, plan.data, run.scales)
+    report.report, report.screenshot = await asyncio.to_thread(write_report, data, out_dir)
+    return report
+
+
+async def _deliver(
+    settings: Settings,
+    plan: DemoPlan,
+    streams: list[demo_data.DemoStream],
+    progress: Callable[[int], None] | None,
+) -> _Delivered:
+    """Broker and gateway up; the nodes replay their streams (and the faulty node sends its messages); wait until
+    the gateway has stored or rejected every frame; stop it."""
+    site = settings.node.site
+    async with _broker(settings, plan.embedded_broker) as live:
+        gateway = Gateway(live)
         stop = asyncio.Event()
         gateway_task = asyncio.create_task(gateway.run(stop))
         try:
-            await _wait_connected(gateway, gateway_task, settings.mqtt.timeout_s)
+            await _wait_connected(gateway, gateway_task, live.mqtt.timeout_s)
             assert gateway.operator is not None  # started before the gateway connects
             operator_url = gateway.operator.url  # the port bound, which may have been picked
+            options = ReplayOptions(
+                nodes=plan.nodes, speed=plan.speed, window=plan.window, site=site, stream=STREAM
+            )
             with tempfile.TemporaryDirectory(prefix="edgegen-demo-nodes-") as state_root:
                 summary = await asyncio.to_thread(
-                    replay,
-                    [s.series for s in streams],
-                    settings.mqtt.url,
-                    nodes=nodes,
-                    speed=speed,
-                    window=window,
-                    site=site,
-                    stream=STREAM,
-                    state_root=Path(state_root),
+                    replay, [s.series for s in streams], live.mqtt.url, options, state_root=Path(state_root),
                     progress=progress,
-                )
-            streams = [_shifted(s, shift) for s, shift in zip(streams, summary.shift_us, strict=True)]
-            sent = [(n.frames, n.samples * len(streams[0].series.channels)) for n in summary.nodes]
-            node_ids = [n.node for n in summary.nodes]
-            if inject_malformed:
-                faulty = settings.node.model_copy(update={"node_id": "faulty", "seed": 99})
-                frames, values, injected = await asyncio.to_thread(_inject, settings, faulty)
-                node_ids.append(faulty.node_id)
-                sent.append((frames, values))
-            expected_frames = sum(frames for frames, _ in sent)
-            await _wait_stored(gateway, gateway_task, expected_frames, injected, settings.storage.timeout_s * 3)
+                )  # fmt: skip
+            channels = len(streams[0].series.channels)
+            sent = {n.node: (n.frames, n.samples * channels) for n in summary.nodes}
+            injected = 0
+            if plan.inject_malformed:
+                faulty = live.node.model_copy(update={"node_id": "faulty", "seed": 99})
+                frames, values, injected = await asyncio.to_thread(_inject, live, faulty)
+                sent[faulty.node_id] = (frames, values)
+            expected_frames = sum(frames for frames, _ in sent.values())
+            await _wait_stored(gateway, gateway_task, expected_frames, injected, live.storage.timeout_s * 3)
             counts = (
                 await gateway.storage.count_values(site, summary.start_us - 60_000_000)
                 if isinstance(gateway.storage, ValueCounter)
@@ -167,45 +228,17 @@ async def run_demo(
         finally:
             stop.set()
             await gateway_task
-    replayed = [s.node for s in streams]
-    outputs = await _read_back(settings, site, replayed)
-    traffic = gateway.registry.traffic()
-    tolerance_us = 10 * demo_data.PERIOD_US
-    detections = {s.node: evaluate(s.node, outputs[s.node].scores, s.events, tolerance_us) for s in streams}
-    report = DemoReport(
-        broker=settings.mqtt.url if not embedded_broker else "embedded amqtt",
-        storage=_describe_storage(settings),
-        seconds=time.monotonic() - started,
+    return _Delivered(
+        settings=live,
+        streams=[_shifted(s, shift) for s, shift in zip(streams, summary.shift_us, strict=True)],
+        scales=summary.scales,
+        sent=sent,
+        values_stored=counts,
+        traffic=gateway.registry.traffic(),
+        rejects_by_cause=gateway.metrics.rejects_by_cause(),
         injected=injected,
-        speed=speed,
-        false_alarms=sum(d.false_alarms for d in detections.values()),
-        clean_rows=sum(d.clean_rows for d in detections.values()),
         operator_url=operator_url,
     )
-    for node, (frames, values) in zip(node_ids, sent, strict=True):
-        node_traffic = traffic.get((site, node))
-        det = detections.get(node)
-        stream = STREAM if node != "faulty" else settings.node.stream
-        report.nodes.append(
-            NodeReport(
-                node=node,
-                frames_sent=frames,
-                values_sent=values,
-                frames_stored=node_traffic.frames_stored if node_traffic else 0,
-                values_stored=None if counts is None else counts.get((node, stream), 0),
-                rejects=node_traffic.frames_rejected if node_traffic else 0,
-                rows_scored=det.scored_rows if det else 0,
-                rows_flagged=det.flagged_rows if det else 0,
-                faults=len(det.outcomes) if det else 0,
-                faults_flagged=det.detected if det else 0,
-            )
-        )
-    report.rejects_by_cause = gateway.metrics.rejects_by_cause()
-    rare = await asyncio.to_thread(demo_data.rare_failure, data, seed)
-    report.report, report.screenshot = await asyncio.to_thread(
-        write_report, _report_data(report, streams, outputs, detections, rare, data, summary.scales), out_dir
-    )
-    return report
 
 
 def _shifted(stream: demo_data.DemoStream, shift_us: int) -> demo_data.DemoStream:

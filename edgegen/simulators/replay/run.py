@@ -39,6 +39,30 @@ class ReplayError(SimulatorError):
     """A replay cannot run as asked (no usable rows, a bad option, a node process that failed)."""
 
 
+@dataclass(frozen=True)
+class ReplayOptions:
+    """How recordings are replayed: by how many nodes, how fast, in which frames, on which runtime, with which
+    network faults and resets. Checked when made: a bad value is a ReplayError naming the option."""
+
+    nodes: int = 1  # node-1 ... node-N; node i replays recording i mod len
+    speed: float = 1.0  # 1 = the recording's own pace, k = k times faster, 0 = as fast as acknowledged
+    window: int = 10  # samples per frame
+    site: str = "replay"
+    stream: str = "data"
+    runtime: str = "cpython"  # or micropython: one unix-port process per node
+    keep_timestamps: bool = False  # keep the recorded timestamps instead of starting now
+    start_us: int | None = None  # when the schedule starts (wall clock); default: now plus a short lead
+    faults: NetFaults | None = None  # between every node and the broker
+    reboot_every_s: float | None = None  # reset every node this often (run time)
+    reboot_downtime_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise ReplayError(f"--runtime {self.runtime!r}: expected one of {', '.join(RUNTIMES)}")
+        if self.window < 1 or self.nodes < 1 or self.speed < 0:
+            raise ReplayError("window and nodes must be at least 1, speed at least 0")
+
+
 @dataclass
 class NodeResult:
     node: str
@@ -188,19 +212,16 @@ def _plan_node(
     node_id: str,
     rec: Series,
     broker_url: str,
-    site: str,
-    stream: str,
-    window: int,
+    options: ReplayOptions,
     scales: tuple[float, ...],
-    speed: float,
     wall_start: int,
-    keep_timestamps: bool,
     state_root: Path,
 ) -> _Node:
     """Write the node's replay file and its firmware configuration."""
     if len(rec) < 2:
         raise ReplayError(f"{rec.name}: at least two rows are needed to know the sample period")
-    shift = 0 if keep_timestamps else wall_start - int(rec.timestamps_us[0])
+    window = options.window
+    shift = 0 if options.keep_timestamps else wall_start - int(rec.timestamps_us[0])
     recs = records(rec, window, scales, shift)
     if not recs.windows:
         raise ReplayError(f"{rec.name}: fewer than {window} usable rows (one window)")
@@ -211,15 +232,15 @@ def _plan_node(
     cfg = node_config(
         node_id,
         broker_url,
-        site,
-        stream,
+        options.site,
+        options.stream,
         data_file,
         node_dir,
         channels=len(rec.channels),
         window=window,
         period_us=int(np.median(np.diff(rec.timestamps_us))),
         scales=scales,
-        speed=speed,
+        speed=options.speed,
         origin_us=int(recs.t0_us[0]),
         start_wall_us=wall_start,
     )
@@ -230,49 +251,25 @@ def _plan_node(
 def replay(
     recordings: list[Series],
     broker_url: str,
+    options: ReplayOptions,
     *,
-    nodes: int,
-    speed: float,
-    window: int,
-    site: str,
-    stream: str,
-    runtime: str = "cpython",
-    start_us: int | None = None,
-    faults: NetFaults | None = None,
     state_root: Path,
     progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
-    keep_timestamps: bool = False,
-    reboot_every_s: float | None = None,
-    reboot_downtime_s: float = 2.0,
 ) -> ReplaySummary:
-    """Replay ``recordings`` through ``nodes`` virtual nodes (node-1 ... node-N; node i takes recording i mod
-    len); block until every window is published and acknowledged, or ``stop`` is set."""
-    if runtime not in RUNTIMES:
-        raise ReplayError(f"--runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
+    """Replay ``recordings`` through ``options.nodes`` virtual nodes (node-1 ... node-N; node i takes recording i
+    mod len); block until every window is published and acknowledged, or ``stop`` is set."""
     if not recordings:
         raise ReplayError("nothing to replay")
-    if window < 1 or nodes < 1 or speed < 0:
-        raise ReplayError("window and nodes must be at least 1, speed at least 0")
     stop = stop or threading.Event()
     scales = channel_scales(recordings)
-    wall_start = time.time_ns() // 1000 + LEAD_US if start_us is None else start_us
+    wall_start = time.time_ns() // 1000 + LEAD_US if options.start_us is None else options.start_us
     state_root.mkdir(parents=True, exist_ok=True)
     plans = [
         _plan_node(
-            f"node-{i + 1}",
-            recordings[i % len(recordings)],
-            broker_url,
-            site,
-            stream,
-            window,
-            scales,
-            speed,
-            wall_start,
-            keep_timestamps,
-            state_root,
+            f"node-{i + 1}", recordings[i % len(recordings)], broker_url, options, scales, wall_start, state_root
         )
-        for i in range(nodes)
+        for i in range(options.nodes)
     ]
     total = sum(p.recs.windows for p in plans)
     started = time.monotonic()
@@ -284,10 +281,10 @@ def replay(
                 progress(sum(p.windows_done for p in plans))
 
     with ExitStack() as stack:
-        urls = [_through(stack, broker_url, faults, i) for i in range(nodes)]
+        urls = [_through(stack, broker_url, options.faults, i) for i in range(options.nodes)]
         errors: list[BaseException] = []
-        run_one = _run_cpython if runtime == "cpython" else _run_micropython
-        schedule = _Schedule(stop, wall_start, speed, reboot_every_s, reboot_downtime_s)
+        run_one = _run_cpython if options.runtime == "cpython" else _run_micropython
+        schedule = _Schedule(stop, wall_start, options.speed, options.reboot_every_s, options.reboot_downtime_s)
 
         def worker(plan: _Node, url: str) -> None:
             try:
@@ -311,7 +308,7 @@ def replay(
                 else ReplayError(f"a node failed: {errors[0]!r}")
             )
     for p in plans:
-        p.result.samples = p.result.frames * window
+        p.result.samples = p.result.frames * options.window
         p.result.bytes = p.result.frames * p.frame_bytes
     shifts = [p.shift_us for p in plans]
     return ReplaySummary([p.result for p in plans], scales, wall_start, shifts, time.monotonic() - started, total)
