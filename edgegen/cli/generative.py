@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from edgegen.gateway.config import StorageSettings
     from edgegen.gateway.storage import Storage
     from edgegen.gateway.synthetic import SyntheticStored
+    from edgegen.models.generative.model import GenModel
+    from edgegen.models.synthetic_out import SyntheticBatch
 
 SHIPPED = shipped.generative_models()
 MAX_REFUSALS_SHOWN = 10  # dead-lettered records listed one a line; the count covers the rest
@@ -136,13 +138,9 @@ def generate(
     list_modes: Annotated[bool, typer.Option("--list", help="List the model's failure modes and exit.")] = False,
 ) -> None:
     """Labelled synthetic series (rare failures included) from the generative model."""
-    import pandas as pd
-
     from edgegen.gateway.synthetic import store_synthetic
     from edgegen.models import synthetic_out
-    from edgegen.models.data.tables import csv_file
     from edgegen.models.generative.model import GENERATOR_VERSION, GenModel
-    from edgegen.models.generative.sample import sample
 
     target = _storage(config, store or storage is not None or influx is not None, storage, influx, database)
     with exit_on(OSError):
@@ -151,24 +149,7 @@ def generate(
         if list_modes:
             typer.echo("\n".join(gen.spec.classes))
             return
-        ctx = None
-        if context is not None:
-            series = csv_file(context)
-            absent = [c for c in gen.spec.channels if c not in series.channels]
-            if absent:
-                raise typer.BadParameter(f"{context} lacks the model's columns {absent}", param_hint="--context")
-            ctx = series.values[:, [series.channels.index(c) for c in gen.spec.channels]]
-        values = sample(gen, mode, n, length, seed=seed, context=ctx)
-        batch = synthetic_out.SyntheticBatch(
-            values=values,
-            channels=gen.spec.channels,
-            failure_mode=mode,
-            generator_version=GENERATOR_VERSION,
-            model_name=path.stem,
-            start_us=int(pd.Timestamp(start).value // 1000),
-            period_us=int(gen.meta.get("period_us", 1_000_000)),
-            seed=seed,
-        )
+        batch = _synthesize(gen, path, mode, n, length, seed, context, start)
         written = []
         if out is not None:
             rows = (
@@ -189,6 +170,36 @@ def generate(
     if stored is not None and (stored.refused or stored.points_unwritten):
         _report_incomplete(stored)
         raise typer.Exit(1)  # the summary above says what was stored; a script must still see the gap
+
+
+def _synthesize(
+    gen: GenModel, path: Path, mode: str, n: int, length: int, seed: int, context: Path | None, start: str
+) -> SyntheticBatch:
+    """``n`` series of ``mode``, each continuing the last rows of ``context`` when given, labelled and dated."""
+    import pandas as pd
+
+    from edgegen.models.data.tables import csv_file
+    from edgegen.models.generative.model import GENERATOR_VERSION
+    from edgegen.models.generative.sample import sample
+    from edgegen.models.synthetic_out import SyntheticBatch
+
+    ctx = None
+    if context is not None:
+        series = csv_file(context)
+        absent = [c for c in gen.spec.channels if c not in series.channels]
+        if absent:
+            raise typer.BadParameter(f"{context} lacks the model's columns {absent}", param_hint="--context")
+        ctx = series.values[:, [series.channels.index(c) for c in gen.spec.channels]]
+    return SyntheticBatch(
+        values=sample(gen, mode, n, length, seed=seed, context=ctx),
+        channels=gen.spec.channels,
+        failure_mode=mode,
+        generator_version=GENERATOR_VERSION,
+        model_name=path.stem,
+        start_us=int(pd.Timestamp(start).value // 1000),
+        period_us=int(gen.meta.get("period_us", 1_000_000)),
+        seed=seed,
+    )
 
 
 def _storage(
