@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -184,3 +185,30 @@ class InfluxDB(Server):
                 return bool(response.status == 204)
         except (urllib.error.URLError, OSError):
             return False
+
+    def create_database(self, name: str) -> None:
+        """CREATE DATABASE ``name`` (idempotent)."""
+        self._post(f"/query?q=CREATE+DATABASE+{urllib.parse.quote(name)}", b"")
+
+    def write(self, database: str, lines: str, precision: str = "u", deadline_s: float = 10.0) -> None:
+        """Write line protocol. A database created a moment ago can answer 404 "database not found" on a busy
+        machine (seen once in CI): that answer is retried until ``deadline_s``; any other error is raised."""
+        path = f"/write?db={urllib.parse.quote(database)}&precision={precision}"
+        deadline = time.monotonic() + deadline_s
+        while True:
+            try:
+                self._post(path, lines.encode())
+                return
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def _post(self, path: str, body: bytes) -> None:
+        request = urllib.request.Request(self.url + path, data=body, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                reply.read()
+        except urllib.error.HTTPError as exc:
+            exc.msg = f"{exc.msg}: {exc.read().decode(errors='replace').strip()}"  # InfluxDB says why in the body
+            raise

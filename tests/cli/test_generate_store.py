@@ -96,12 +96,8 @@ def test_refused_points_are_reported_as_dead_letters_and_exit_1(
     influxdb: InfluxDB, influx_database: str, tmp_path: Path
 ) -> None:
     # An integer Accelerometer1RMS where the series go: InfluxDB refuses every float one ("field type conflict")
-    for path, body in (
-        (f"/query?q=CREATE+DATABASE+{influx_database}", b""),
-        (f"/write?db={influx_database}&precision=s", b"synthetic,series=other Accelerometer1RMS=1i 1767225600"),
-    ):
-        with urllib.request.urlopen(urllib.request.Request(influxdb.url + path, data=body), timeout=10) as reply:
-            assert reply.status in (200, 204)
+    influxdb.create_database(influx_database)
+    influxdb.write(influx_database, "synthetic,series=other Accelerometer1RMS=1i 1767225600", precision="s")
     done = _generate(
         "--n", "2", "--length", "30", "--influx", influxdb.url, "--database", influx_database, cwd=tmp_path
     )

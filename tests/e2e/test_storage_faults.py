@@ -6,7 +6,6 @@ import asyncio
 import sqlite3
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -79,15 +78,8 @@ def test_a_frame_influxdb_refuses_is_dead_lettered_and_its_batch_mates_are_store
     t0_poison = t0_good + 4 * WEEK_US  # another shard, where c0 already holds strings: a type conflict
 
     # A string c0 in the poison frame's shard: InfluxDB will refuse float c0 there ("field type conflict").
-    for url, body in (
-        (f"{private_influxdb.url}/query?q=CREATE+DATABASE+faults", b""),
-        (
-            f"{private_influxdb.url}/write?db=faults&precision=u",
-            f'samples,node=other c0="text" {t0_poison}'.encode(),
-        ),
-    ):
-        with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=10) as reply:
-            assert reply.status in (200, 204)
+    private_influxdb.create_database("faults")
+    private_influxdb.write("faults", f'samples,node=other c0="text" {t0_poison}')
     settings = _settings(mosquitto, private_influxdb, site, state_dir)
     settings = settings.model_copy(
         update={"gateway": settings.gateway.model_copy(update={"flush_interval_s": 1.0})}  # one batch for all

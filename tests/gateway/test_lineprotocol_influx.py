@@ -74,7 +74,7 @@ def _json_int(text: str) -> int | float:
 
 def fresh_database(server: InfluxDB) -> str:
     database = f"lp{next(_databases)}"
-    _post(server, "/query", {"q": f'CREATE DATABASE "{database}"'})
+    server.create_database(database)
     return database
 
 

@@ -227,11 +227,6 @@ def _counts(server: InfluxDB, database: str) -> dict[str, int]:
     return {r["series"]: r["count"] for r in rows}
 
 
-def _post(url: str, data: bytes = b"") -> None:
-    with urllib.request.urlopen(urllib.request.Request(url, data=data, method="POST"), timeout=10) as reply:
-        assert reply.status in (200, 204)
-
-
 @pytest.mark.influxdb
 def test_points_read_back_exactly_and_a_rerun_changes_nothing(influxdb: InfluxDB, influx_database: str) -> None:
     stored = _store(_batch(), Influx1Storage(influxdb.url, influx_database))
@@ -284,13 +279,13 @@ def test_a_batch_over_the_request_limit_is_split_until_every_point_is_stored(
 @pytest.mark.influxdb
 def test_refused_points_are_dead_lettered_and_the_rest_stored(influxdb: InfluxDB, influx_database: str) -> None:
     batch = _batch(length=6, period_us=FOUR_WEEKS_US)
-    _post(f"{influxdb.url}/query?q=CREATE+DATABASE+{influx_database}")
+    influxdb.create_database(influx_database)
     # An integer Accelerometer1RMS in the shards of steps 3-5: InfluxDB refuses the float ones there ("field type
     # conflict"), naming no line; steps 0-2 are in shards of their own and stay writable.
     conflicts = "\n".join(
         f"synthetic,series=other Accelerometer1RMS=1i {T0_US + k * FOUR_WEEKS_US}" for k in (3, 4, 5)
     )
-    _post(f"{influxdb.url}/write?db={influx_database}&precision=u", conflicts.encode())
+    influxdb.write(influx_database, conflicts)
     stored = _store(batch, Influx1Storage(influxdb.url, influx_database), steps_per_record=3)
     assert (stored.points_stored, stored.points_refused, stored.points_unwritten, stored.gave_up) == (
         6,

@@ -10,7 +10,6 @@ import asyncio
 import json
 import random
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -460,20 +459,13 @@ def test_stop_already_set_makes_no_request() -> None:
 # ---- a real InfluxDB 1.6.7 ------------------------------------------------------------------------------------
 
 
-def _post(url: str, data: bytes) -> None:
-    with urllib.request.urlopen(urllib.request.Request(url, data=data, method="POST"), timeout=10) as reply:
-        assert reply.status in (200, 204)
-
-
 @pytest.mark.influxdb
 def test_real_influxdb_partial_writes_dead_letter_only_the_refused_records(
     influxdb: InfluxDB, influx_database: str
 ) -> None:
     t_conflict = T0 + 4 * WEEK_US  # another shard, where c0 will already hold strings
-    _post(f"{influxdb.url}/query?q=CREATE+DATABASE+{influx_database}", b"")
-    _post(
-        f"{influxdb.url}/write?db={influx_database}&precision=u", f'samples,node=x c0="text" {t_conflict}'.encode()
-    )
+    influxdb.create_database(influx_database)
+    influxdb.write(influx_database, f'samples,node=x c0="text" {t_conflict}')
     good = batch(3)
     unparseable = record(node="n3", seq=3, t0_us=OUT_OF_RANGE_US)  # InfluxDB names this line in its answer
     conflicting = record(node="n4", seq=4, t0_us=t_conflict)  # ... but not this one: a field type conflict

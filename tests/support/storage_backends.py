@@ -17,7 +17,6 @@ import asyncio
 import gzip
 import itertools
 import sqlite3
-import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -125,7 +124,7 @@ class Influx1Harness:
     def __init__(self, server: InfluxDB) -> None:
         self.server = server
         self.database = f"contract{next(_databases)}"
-        _post(f"{server.url}/query?q=CREATE+DATABASE+{self.database}")
+        server.create_database(self.database)
 
     def storage(self) -> Storage:
         return Influx1Storage(self.server.url, self.database, timeout_s=10)
@@ -151,11 +150,6 @@ class Influx1Harness:
                 ts = point.pop("time")
                 rows |= {(series["name"], tags, ts, k, float(v)) for k, v in point.items() if v is not None}
         return rows
-
-
-def _post(url: str) -> None:
-    with urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"), timeout=10) as reply:
-        assert reply.status == 200
 
 
 class Influx1Backend:
